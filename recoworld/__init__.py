@@ -1,0 +1,20 @@
+"""RecoWorld: simulated worlds where recommender policies learn by interacting with
+simulated users. Importing the package registers ``recoworld/RecoWorld-v0``."""
+
+from __future__ import annotations
+
+from recoworld.config import WorldConfig, load_world_config
+from recoworld.envs import ENV_ID, RecoWorldEnv, RecoWorldVectorEnv, World, register
+
+__version__ = "0.1.0"
+__all__ = [
+    "ENV_ID",
+    "RecoWorldEnv",
+    "RecoWorldVectorEnv",
+    "World",
+    "WorldConfig",
+    "__version__",
+    "load_world_config",
+]
+
+register()

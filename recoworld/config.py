@@ -1,0 +1,321 @@
+"""Pydantic v2 models for every configurable part of a RecoWorld world.
+
+One ``WorldConfig`` describes a whole world: the catalog, candidate generation, the user
+model, the reward and the episode structure. Every field is documented with its default and
+unit; every model forbids unknown fields, so a typo in a YAML file fails with an error that
+names the field. ``WorldConfig.from_yaml`` / ``load_world_config`` read YAML files and accept
+partial documents (unspecified fields keep their defaults).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base for all configs: unknown fields are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+class SyntheticCatalogConfig(StrictModel):
+    """A seeded synthetic catalog with believable templated text."""
+
+    n_items: int = Field(2000, ge=10, le=2_000_000, description="Number of items.")
+    n_topics: int = Field(
+        16, ge=2, le=24, description="Topics used, taken in order from the built-in vocabulary."
+    )
+    n_creators: int = Field(200, ge=1, description="Number of creators (authors).")
+    max_topics_per_item: int = Field(3, ge=1, le=5, description="Upper bound on topics per item.")
+    latent_dim: int = Field(16, ge=1, le=256, description="Dimension of the item latent vector.")
+    popularity_zipf: float = Field(
+        1.1, gt=0.0, description="Zipf exponent of creator reach (drives item popularity)."
+    )
+    horizon_days: float = Field(
+        365.0, gt=0.0, description="Items are released uniformly over this many past days."
+    )
+    seed: int = Field(0, description="Seed of the generator (the catalog is a pure function).")
+
+
+class MovieLensCatalogConfig(StrictModel):
+    """Real MovieLens 100k, read from the installed ``recbole`` package or a directory."""
+
+    data_dir: Path | None = Field(
+        None,
+        description="Directory with ml-100k.inter/.item/.user (RecBole atomic files); "
+        "None = the copy shipped in recbole==1.2.1.",
+    )
+    enrich: bool = Field(
+        True,
+        description="Add director and cast from bokeh-sampledata's CC0 movies.db when installed "
+        "(directors become creators).",
+    )
+    latent_dim: int = Field(16, ge=1, le=128, description="Rank of the rating-matrix SVD.")
+    like_threshold: float = Field(4.0, ge=1.0, le=5.0, description="Ratings >= this are likes.")
+
+
+class CatalogConfig(StrictModel):
+    source: str = Field(
+        "synthetic",
+        description="'synthetic', 'movielens', a directory of ml-100k files, or a catalog "
+        ".parquet written by Catalog.save.",
+    )
+    synthetic: SyntheticCatalogConfig = Field(default_factory=SyntheticCatalogConfig)
+    movielens: MovieLensCatalogConfig = Field(default_factory=MovieLensCatalogConfig)
+
+    @model_validator(mode="after")
+    def _check_source(self) -> CatalogConfig:
+        if self.source not in ("synthetic", "movielens") and not Path(self.source).exists():
+            raise ValueError(
+                f"catalog.source={self.source!r}: expected 'synthetic', 'movielens', "
+                "or an existing path (ml-100k directory or catalog .parquet)"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+class CandidateMix(StrictModel):
+    """Relative weights of the candidate sources (normalised; at least one > 0)."""
+
+    popular: float = Field(0.25, ge=0.0, description="Sampled in proportion to popularity.")
+    random: float = Field(0.25, ge=0.0, description="Uniform over the catalog.")
+    interest: float = Field(
+        0.35, ge=0.0, description="Near the user's *observed* click topics (no hidden state)."
+    )
+    fresh: float = Field(0.15, ge=0.0, description="Uniform over the most recent releases.")
+
+    @model_validator(mode="after")
+    def _positive(self) -> CandidateMix:
+        if self.popular + self.random + self.interest + self.fresh <= 0:
+            raise ValueError("candidates.mix: at least one weight must be > 0")
+        return self
+
+
+class CandidateConfig(StrictModel):
+    n_candidates: int = Field(20, ge=2, le=1000, description="M: candidates per user per step.")
+    mix: CandidateMix = Field(default_factory=CandidateMix)
+    popularity_power: float = Field(
+        1.0, ge=0.0, description="Popular source samples ∝ popularity**power."
+    )
+    fresh_window: int = Field(200, ge=1, description="The fresh source's newest-item window.")
+
+
+# --------------------------------------------------------------------------- users
+
+
+class ParametricUserConfig(StrictModel):
+    """The vectorized parametric user model. Utilities are in logit units."""
+
+    source: Literal["sampled", "movielens"] = Field(
+        "sampled",
+        description="'sampled': users drawn from the distributions below; 'movielens': users "
+        "fitted to real MovieLens users (requires the movielens catalog).",
+    )
+    # preferences
+    interest_concentration: float = Field(
+        0.4, gt=0.0, description="Dirichlet concentration of topic interests (low = focused)."
+    )
+    interest_scale: float = Field(4.0, ge=0.0, description="Weight of topic interest in utility.")
+    latent_weight: float = Field(1.0, ge=0.0, description="Weight of latent-vector match.")
+    quality_weight: float = Field(1.5, ge=0.0, description="Weight of item quality (centred).")
+    creator_weight: float = Field(1.0, ge=0.0, description="Weight of creator affinity.")
+    # hierarchical novelty-seeking intent
+    novelty_static_a: float = Field(2.0, gt=0.0, description="Beta(a, b) of static propensity.")
+    novelty_static_b: float = Field(3.0, gt=0.0, description="Beta(a, b) of static propensity.")
+    novelty_session_spread: float = Field(
+        0.15, ge=0.0, le=1.0, description="Std of the session propensity around the static one."
+    )
+    novelty_weight: float = Field(
+        3.0, ge=0.0, description="Utility of a fully novel item per unit of (propensity - pivot)."
+    )
+    novelty_pivot: float = Field(
+        0.35, ge=0.0, le=1.0, description="Propensity at which novelty is neither liked nor not."
+    )
+    novelty_exposure_scale: float = Field(
+        3.0, gt=0.0, description="Topic clicks after which a topic stops feeling new (e-fold)."
+    )
+    # fatigue
+    fatigue_click_rate: float = Field(0.35, ge=0.0, description="Fatigue added per clicked topic.")
+    fatigue_show_rate: float = Field(
+        0.1, ge=0.0, description="Fatigue added per shown topic (repetition in slates)."
+    )
+    fatigue_decay: float = Field(0.8, ge=0.0, le=1.0, description="Per-step fatigue retention.")
+    fatigue_weight: float = Field(1.0, ge=0.0, description="Utility lost per unit fatigue.")
+    fatigue_session_carry: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of fatigue carried into the next session."
+    )
+    # choice and response
+    choice_temperature: float = Field(1.0, gt=0.0, description="Logit temperature of the MNL.")
+    no_click_utility: float = Field(1.5, description="Utility of the no-click option.")
+    position_bias: float = Field(
+        0.3, ge=0.0, description="Logit penalty per slate position (attention decay)."
+    )
+    watch_slope: float = Field(1.0, gt=0.0, description="Watch fraction = sigmoid(slope*u + ...).")
+    watch_offset: float = Field(-1.0, description="Watch fraction bias (logit).")
+    watch_noise: float = Field(0.5, ge=0.0, description="Std of watch logit noise.")
+    like_bias: float = Field(-2.0, description="Like logit bias (given a click).")
+    like_watch_weight: float = Field(3.0, ge=0.0, description="Like logit per watch fraction.")
+    follow_bias: float = Field(-3.5, description="Follow logit bias (given a like).")
+    follow_affinity_weight: float = Field(2.0, ge=0.0, description="Follow logit per affinity.")
+    gift_bias: float = Field(-5.0, description="Gift logit bias (given click + following).")
+    gift_affinity_weight: float = Field(1.0, ge=0.0, description="Gift logit per affinity.")
+    affinity_lr: float = Field(
+        0.3, ge=0.0, description="Creator affinity gain per satisfying click (watch - 0.4)."
+    )
+    affinity_session_decay: float = Field(
+        0.9, ge=0.0, le=1.0, description="Creator affinity retained across a session gap."
+    )
+    # satisfaction, leaving, instructions
+    satisfaction_init: float = Field(0.6, ge=0.0, le=1.0, description="Satisfaction at start.")
+    satisfaction_rate: float = Field(
+        0.3, ge=0.0, le=1.0, description="EMA rate of satisfaction towards each step's experience."
+    )
+    patience_mean: float = Field(
+        1.0, ge=0.0, description="Mean patience (Gamma, shape 4); lowers the leave logit."
+    )
+    leave_bias: float = Field(-3.5, description="Leave logit at full satisfaction.")
+    leave_boredom_weight: float = Field(4.0, ge=0.0, description="Leave logit per (1 - sat).")
+    leave_novelty_weight: float = Field(
+        2.0, ge=0.0, description="Leave logit per unit of unmet novelty (propensity - slate nov.)."
+    )
+    leave_depth_weight: float = Field(
+        0.05, ge=0.0, description="Leave logit per step already spent in the session."
+    )
+    instruction_prob: float = Field(
+        0.6, ge=0.0, le=1.0, description="P(write an instruction instead of leaving)."
+    )
+    max_instructions_per_session: int = Field(1, ge=0, description="Instruction budget/session.")
+    instruction_memory: int = Field(
+        5, ge=1, description="Steps during which a given instruction shapes the user's taste."
+    )
+    instruction_weight: float = Field(
+        1.0, ge=0.0, description="Utility bonus for items honouring the active instruction."
+    )
+    # retention between sessions
+    return_bias: float = Field(0.5, description="Return logit at satisfaction 0.5.")
+    return_satisfaction_weight: float = Field(5.0, ge=0.0, description="Return logit per sat.")
+    return_gap_mean_hours: float = Field(
+        24.0, gt=0.0, description="Mean hours between sessions (scaled by 1.5 - sat)."
+    )
+    interest_drift: float = Field(
+        0.05, ge=0.0, description="Std of interest drift per session (relative)."
+    )
+    interest_consumption_lr: float = Field(
+        0.02, ge=0.0, description="Interest pull towards clicked topics per watched click."
+    )
+
+
+class RewardConfig(StrictModel):
+    """Reward = weighted sum of the slate's responses plus retention terms (per step)."""
+
+    click: float = Field(1.0, description="Per click.")
+    watch: float = Field(1.0, description="Per unit watch fraction of clicked items.")
+    like: float = Field(0.5, description="Per like.")
+    follow: float = Field(1.0, description="Per creator follow.")
+    gift: float = Field(2.0, description="Per gift.")
+    leave: float = Field(-1.0, description="When the user leaves the session.")
+    return_bonus: float = Field(2.0, description="When the user comes back for a new session.")
+
+
+class EpisodeConfig(StrictModel):
+    slate_size: int = Field(3, ge=1, le=50, description="k: items per slate.")
+    max_sessions: int = Field(
+        5, ge=1, description="Sessions per episode (a user's life); reaching it truncates."
+    )
+    max_session_steps: int = Field(
+        30, ge=1, description="Steps after which a session ends without a leave decision."
+    )
+    history_decay: float = Field(
+        0.9, ge=0.0, le=1.0, description="Decay of the observed click-topic history per click."
+    )
+    text_info: Literal["all", "instructions", "none"] = Field(
+        "all",
+        description="Text in info: 'all' (titles, reasoning, mindset, instruction), "
+        "'instructions' (instruction text only), 'none' (arrays only: fastest).",
+    )
+
+
+class WorldConfig(StrictModel):
+    """Everything that defines a world. ``simulator``/``representation`` pick the variants."""
+
+    simulator: Literal["parametric"] = Field(
+        "parametric", description="User simulator ('llm' and 'hybrid' arrive with LLM users)."
+    )
+    representation: Literal["text"] = Field(
+        "text", description="How items are represented to users and policies."
+    )
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    candidates: CandidateConfig = Field(default_factory=CandidateConfig)
+    users: ParametricUserConfig = Field(default_factory=ParametricUserConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    episode: EpisodeConfig = Field(default_factory=EpisodeConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorldConfig:
+        if self.episode.slate_size > self.candidates.n_candidates:
+            raise ValueError(
+                f"episode.slate_size={self.episode.slate_size} exceeds "
+                f"candidates.n_candidates={self.candidates.n_candidates}"
+            )
+        if self.users.source == "movielens" and self.catalog.source == "synthetic":
+            raise ValueError("users.source='movielens' needs a MovieLens catalog (catalog.source)")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> WorldConfig:
+        return load_world_config(path)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_world_config(path: str | Path) -> WorldConfig:
+    """Read a (possibly partial) WorldConfig from YAML (top level, or under a ``world:``
+    key); validation errors name the field."""
+    return WorldConfig.model_validate(_read_yaml_mapping(path))
+
+
+def _read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    data: Any = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data.get("world", data)
+
+
+def resolve_world_config(
+    config: WorldConfig | str | Path | dict[str, Any] | None,
+    overrides: dict[str, Any] | None = None,
+) -> WorldConfig:
+    """A WorldConfig from a model, a YAML path, a plain dict or None (defaults), with
+    ``overrides`` (nested dict) merged in before validation."""
+    if isinstance(config, WorldConfig):
+        data = config.model_dump()
+    elif isinstance(config, dict):
+        data = copy.deepcopy(config)
+    elif config is None:
+        data = {}
+    else:
+        data = _read_yaml_mapping(config)
+    _deep_merge(data, overrides or {})
+    return WorldConfig.model_validate(data)
+
+
+def _deep_merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value

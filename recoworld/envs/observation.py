@@ -1,0 +1,214 @@
+"""Observation encoding: what the recommender may see (never the users' hidden state).
+
+The observation is a ``gymnasium.spaces.Dict`` (shapes for one user; the vector env stacks a
+leading batch axis):
+
+==============  ===========  ===================================================================
+key             shape        content
+==============  ===========  ===================================================================
+``candidates``  (M, d)       per candidate: topics multi-hot (T), popularity (log, scaled to
+                             [0, 1]), freshness (1 - age / oldest age), duration (log, scaled),
+                             shown-before, clicked-before, user follows the creator, the user's
+                             clicks on the creator (/5, capped at 1), source one-hot (popular,
+                             random, interest, fresh); d = T + 11
+``user``        (8,)         session index / max, step / max, gap since last session (log,
+                             scaled), session click rate, session mean watch, lifetime click
+                             rate, follows / (1 + follows), instruction recency
+``history``     (T + 3,)     decayed click-topic distribution (sums to 1, or zeros), its
+                             entropy / log T, recent click rate, recent watch (both EMA 0.8)
+``instruction`` (T + 1,)     topic deltas parsed from the session's latest instruction (+1
+                             more, -1 less) and a "something new" flag; zeros when none
+``counters``    (4,)         raw counts, each <= max_sessions x max_session_steps: session
+                             index, step in session, total steps, instructions written so far
+==============  ===========  ===================================================================
+
+Everything here is platform-side data: logged impressions, clicks, follows and the text the
+user typed. Quality, latent vectors, interests, fatigue, novelty propensity and satisfaction
+stay hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from recoworld.arrays import gather_rows
+from recoworld.catalog.candidates import SOURCES
+from recoworld.catalog.catalog import Catalog
+from recoworld.simulators.base import BatchState
+
+USER_FEATURES = (
+    "session_progress",
+    "step_progress",
+    "gap",
+    "session_click_rate",
+    "session_watch",
+    "lifetime_click_rate",
+    "follows",
+    "instruction_recency",
+)
+COUNTERS = ("session_index", "session_step", "total_steps", "instructions")
+EMA = 0.8
+
+
+@dataclass
+class PlatformState(BatchState):
+    """Per-user logs the platform keeps (observable; updated by the world each step)."""
+
+    topic_history: np.ndarray  # [B, T] decayed click-topic mass
+    ema_click: np.ndarray  # [B]
+    ema_watch: np.ndarray  # [B]
+    session_clicks: np.ndarray  # [B]
+    session_watch: np.ndarray  # [B] sum of watch fractions this session
+    total_clicks: np.ndarray  # [B]
+    total_steps: np.ndarray  # [B]
+    gap_hours: np.ndarray  # [B] gap before the current session (0 in the first)
+    instruction: np.ndarray  # [B, T + 1] parsed latest instruction of the session
+    steps_since_instruction: np.ndarray  # [B] (large = none)
+    instructions_total: np.ndarray  # [B]
+    n_follows: np.ndarray  # [B]
+
+    @classmethod
+    def zeros(cls, n: int, n_topics: int) -> PlatformState:
+        f = np.float32
+        return cls(
+            topic_history=np.zeros((n, n_topics), f),
+            ema_click=np.zeros(n, f),
+            ema_watch=np.zeros(n, f),
+            session_clicks=np.zeros(n, f),
+            session_watch=np.zeros(n, f),
+            total_clicks=np.zeros(n, f),
+            total_steps=np.zeros(n, f),
+            gap_hours=np.zeros(n, f),
+            instruction=np.zeros((n, n_topics + 1), f),
+            steps_since_instruction=np.full(n, 1e6, f),
+            instructions_total=np.zeros(n, f),
+            n_follows=np.zeros(n, f),
+        )
+
+
+class ObservationEncoder:
+    """Builds the Dict observation space and encodes batches of observations."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        n_candidates: int,
+        max_sessions: int,
+        max_session_steps: int,
+        sources: np.ndarray,
+    ) -> None:
+        self.catalog = catalog
+        self.n_candidates = n_candidates
+        self.max_sessions = max_sessions
+        self.max_session_steps = max_session_steps
+        t = catalog.n_topics
+        age = catalog.age_days
+        static = np.concatenate(
+            [
+                catalog.topics,
+                (np.log1p(catalog.popularity) / np.log1p(catalog.popularity.max() + 1))[:, None],
+                (1.0 - age / max(float(age.max()), 1e-6))[:, None],
+                (np.log1p(catalog.duration) / np.log1p(catalog.duration.max()))[:, None],
+            ],
+            axis=1,
+        ).astype(np.float32)
+        # Per-item table with zeroed dynamic/source columns: one contiguous gather per step.
+        self._static_cols = static.shape[1]
+        self._table = np.zeros((catalog.n_items, static.shape[1] + 4 + len(SOURCES)), np.float32)
+        self._table[:, : static.shape[1]] = np.clip(static, 0.0, 1.0)
+        self._source_onehot = np.eye(len(SOURCES), dtype=np.float32)[sources]  # [M, 4]
+        self.candidate_feature_names = [
+            *(f"topic:{n}" for n in catalog.topic_names),
+            "popularity",
+            "freshness",
+            "duration",
+            "shown_before",
+            "clicked_before",
+            "follows_creator",
+            "creator_clicks",
+            *(f"source:{s}" for s in SOURCES),
+        ]
+        self.candidate_dim = len(self.candidate_feature_names)
+        self.history_dim = t + 3
+        self.instruction_dim = t + 1
+        self._log_t = float(np.log(max(t, 2)))
+
+    @property
+    def max_counter(self) -> float:
+        """Upper bound of every counter: the most steps an episode can have."""
+        return float(self.max_sessions * self.max_session_steps)
+
+    def feature_index(self, name: str) -> int:
+        return self.candidate_feature_names.index(name)
+
+    @property
+    def space(self) -> spaces.Dict:
+        """Observation space for one user."""
+        m, d = self.n_candidates, self.candidate_dim
+        return spaces.Dict(
+            {
+                "candidates": spaces.Box(0.0, 1.0, (m, d), np.float32),
+                "user": spaces.Box(0.0, 1.0, (len(USER_FEATURES),), np.float32),
+                "history": spaces.Box(0.0, 1.0, (self.history_dim,), np.float32),
+                "instruction": spaces.Box(-1.0, 1.0, (self.instruction_dim,), np.float32),
+                "counters": spaces.Box(0.0, self.max_counter, (len(COUNTERS),), np.float32),
+            }
+        )
+
+    def encode(
+        self,
+        candidates: np.ndarray,
+        platform: PlatformState,
+        seen: np.ndarray,
+        consumed: np.ndarray,
+        follows: np.ndarray,
+        creator_clicks: np.ndarray,
+        session_index: np.ndarray,
+        session_step: np.ndarray,
+        rows: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Batched observation dict for candidates [B', M] of users ``rows`` (default: all
+        B users; ``platform`` and the session counters are already restricted to ``rows``,
+        the [B, N] / [B, C] arrays are not)."""
+        creators = self.catalog.creator[candidates]
+        t3 = self._static_cols
+        cand = np.take(self._table, candidates, axis=0)  # [B', M, d], contiguous
+        cand[:, :, t3] = gather_rows(seen, candidates, rows)
+        cand[:, :, t3 + 1] = gather_rows(consumed, candidates, rows)
+        cand[:, :, t3 + 2] = gather_rows(follows, creators, rows)
+        cand[:, :, t3 + 3] = np.minimum(gather_rows(creator_clicks, creators, rows) * 0.2, 1.0)
+        cand[:, :, t3 + 4 :] = self._source_onehot
+        p = platform
+        steps_in_session = np.maximum(session_step, 1)
+        user = np.stack(
+            [
+                np.minimum(session_index / self.max_sessions, 1.0),
+                np.minimum(session_step / self.max_session_steps, 1.0),
+                np.minimum(np.log1p(p.gap_hours) / np.log1p(24.0 * 30.0), 1.0),
+                np.where(session_step > 0, p.session_clicks / steps_in_session, 0.0),
+                p.session_watch / np.maximum(p.session_clicks, 1.0),
+                p.total_clicks / np.maximum(p.total_steps, 1.0),
+                p.n_follows / (1.0 + p.n_follows),
+                np.exp(-p.steps_since_instruction / 5.0),
+            ],
+            axis=1,
+        ).astype(np.float32)
+        mass = p.topic_history.sum(1, keepdims=True)
+        dist = np.where(mass > 0, p.topic_history / np.maximum(mass, 1e-12), 0.0)
+        ent = -(dist * np.log(np.where(dist > 0, dist, 1.0))).sum(1) / self._log_t
+        history = np.concatenate(
+            [dist, ent[:, None], p.ema_click[:, None], p.ema_watch[:, None]], axis=1
+        ).astype(np.float32)
+        counters = np.stack(
+            [session_index, session_step, p.total_steps, p.instructions_total], axis=1
+        ).astype(np.float32)
+        return {
+            "candidates": cand,
+            "user": np.clip(user, 0.0, 1.0),
+            "history": np.clip(history, 0.0, 1.0),
+            "instruction": p.instruction.astype(np.float32, copy=True),
+            "counters": counters,
+        }

@@ -1,0 +1,227 @@
+"""RecoWorld-v0: the single-user Gymnasium environment (B = 1 of the batched ``World``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from recoworld.catalog import Catalog
+from recoworld.config import WorldConfig, resolve_world_config
+from recoworld.envs.world import World
+
+
+def build_world_config(
+    config: WorldConfig | str | Path | dict[str, Any] | None = None,
+    catalog: str | Path | Catalog | None = None,
+    simulator: str | None = None,
+    representation: str | None = None,
+) -> WorldConfig:
+    """The env's config: ``config`` (model, YAML path, dict or None) with keyword overrides."""
+    overrides: dict[str, Any] = {}
+    if catalog is not None and not isinstance(catalog, Catalog):
+        overrides["catalog"] = {"source": str(catalog)}
+    if simulator is not None:
+        overrides["simulator"] = simulator
+    if representation is not None:
+        overrides["representation"] = representation
+    return resolve_world_config(config, overrides)
+
+
+def format_step(world: World, info: dict[str, Any], reward: float, row: int = 0) -> str:
+    """A readable transcript of one step for user ``row`` (used by ``render_mode='ansi'``)."""
+    cat = world.catalog
+    lines = [
+        f"[episode {int(info['episode_id'][row])} · session {int(info['session'][row]) + 1}"
+        f" · step {int(info['step_in_session'][row]) + 1}]"
+        f" satisfaction {float(info['satisfaction'][row]):.2f}"
+    ]
+    for j, item in enumerate(info["item_index"][row]):
+        topics = ", ".join(cat.topic_list(int(item)))
+        if not info["shown"][row, j]:
+            what = "duplicate slot, not shown"
+        elif info["click"][row, j]:
+            what = f"clicked, watched {float(info['watch'][row, j]):.0%}"
+            what += ", liked" if info["like"][row, j] else ""
+            what += ", followed the creator" if info["follow"][row, j] else ""
+            what += ", sent a gift" if info["gift"][row, j] else ""
+        else:
+            what = "skipped"
+        lines.append(f"  {j + 1}. {cat.titles[int(item)]} [{topics}] — {what}")
+    for key, label in (("reasoning", "Reasoning"), ("mindset", "Mindset")):
+        if key in info and info[key][row]:
+            lines.append(f"  {label}: {info[key][row]}")
+    if "instruction" in info and info["instruction"][row]:
+        lines.append(f'  Instruction: "{info["instruction"][row]}"')
+    if info["session_end"][row]:
+        how = "left the session" if info["left"][row] else "session time is up"
+        back = (
+            f"came back after {float(info['gap_hours'][row]):.1f} h"
+            if info["returned"][row]
+            else "did not come back"
+        )
+        lines.append(f"  -> {how}; {back}")
+    lines.append(f"  reward {reward:+.2f}")
+    return "\n".join(lines)
+
+
+class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """
+    ## Description
+
+    A recommender serves one simulated user over a lifetime of sessions. Each step the
+    platform retrieves M candidate items for the user (a mix of popular, random,
+    interest-near and fresh items); the agent picks a slate of k of them; the user reviews
+    the slate, clicks at most one item (multinomial logit with a no-click option and
+    position bias), watches part of it, may like it, follow its creator and send a gift,
+    updates its hidden state (interests, fatigue, novelty wish, creator affinity,
+    satisfaction), may write a plain-language instruction when it is about to lose interest,
+    and may leave. After leaving it comes back for another session with a probability that
+    rises with its satisfaction — retention is the long-term goal.
+
+    ## Action Space
+
+    ``MultiDiscrete([M] * k)``: k indices into the current candidates, slot 0 first (the
+    top of the slate). A repeated index is shown once: the later copy is an empty slot with
+    no response, counted in ``info["n_duplicates"]``.
+
+    ## Observation Space
+
+    ``Dict`` (T = number of topics, d = T + 11):
+
+    | key           | shape    | bounds      | content                                        |
+    |---------------|----------|-------------|------------------------------------------------|
+    | candidates    | (M, d)   | [0, 1]      | topics, popularity, freshness, duration,       |
+    |               |          |             | shown/clicked before, follows creator, creator |
+    |               |          |             | clicks, retrieval source one-hot               |
+    | user          | (8,)     | [0, 1]      | session/step progress, gap, click rates,       |
+    |               |          |             | session watch, follows, instruction recency    |
+    | history       | (T + 3,) | [0, 1]      | decayed click-topic distribution, entropy,     |
+    |               |          |             | recent click rate and watch                    |
+    | instruction   | (T + 1,) | [-1, 1]     | topic deltas parsed from the latest            |
+    |               |          |             | instruction (+1 more / -1 less), novelty flag  |
+    | counters      | (4,)     | [0, S·L]    | session index, step in session, total steps,   |
+    |               |          |             | instructions so far (S·L = max_sessions ×      |
+    |               |          |             | max_session_steps)                             |
+
+    Hidden state (interests, quality, fatigue, novelty propensity, satisfaction) is never
+    observed; ``recoworld.envs.observation`` documents every feature.
+
+    ## Rewards
+
+    A weighted sum configured by ``RewardConfig``: per click (1.0), watch fraction (1.0),
+    like (0.5), follow (1.0), gift (2.0), leaving the session (-1.0) and coming back for a
+    new session (+2.0). ``info["reward_<term>"]`` breaks it down.
+
+    ## Starting State
+
+    A new user drawn from the configured population (sampled distributions, or a real
+    MovieLens user's fitted preferences), first session, no history, M fresh candidates.
+
+    ## Episode End
+
+    An episode is one user's life. A session ends when the user leaves or after
+    ``max_session_steps`` steps. The episode *terminates* when the user does not come back
+    after a session, and is *truncated* when its ``max_sessions``-th session ends.
+
+    ## Arguments
+
+    ``gym.make("recoworld/RecoWorld-v0", catalog=..., simulator=..., representation=...,
+    config=..., render_mode=...)``
+
+    * ``catalog``: ``"synthetic"`` (default), ``"movielens"``, a path (ml-100k directory or
+      a catalog ``.parquet``), or a ``Catalog`` object.
+    * ``simulator``: ``"parametric"`` (LLM and hybrid users arrive with the LLM issue).
+    * ``representation``: ``"text"``.
+    * ``config``: a ``WorldConfig``, a YAML path or a dict — everything else (candidates,
+      user model, reward, episode structure).
+    * ``render_mode``: ``"ansi"`` returns a readable transcript of the last step.
+
+    Seed through ``reset(seed=...)``; the same seed gives the same trajectory for the same
+    actions.
+
+    ## Info
+
+    ``titles``, ``item_ids``, per-item ``click``/``watch``/``like``/``follow``/``gift`` and
+    ground-truth ``utility``, ``instruction`` (text or None), ``reasoning``, ``mindset``,
+    ``left``, ``returned``, ``gap_hours``, ``satisfaction`` (hidden: for analysis only),
+    ``session``, ``step_in_session``, ``reward_<term>``.
+
+    ## Example
+
+    >>> import gymnasium as gym, recoworld
+    >>> env = gym.make("recoworld/RecoWorld-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs["candidates"].shape
+    (20, 27)
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> len(info["titles"])
+    3
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        catalog: str | Path | Catalog | None = None,
+        simulator: str | None = None,
+        representation: str | None = None,
+        config: WorldConfig | str | Path | dict[str, Any] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r}: supported {self.metadata['render_modes']}"
+            )
+        self.config = build_world_config(config, catalog, simulator, representation)
+        cat_obj = catalog if isinstance(catalog, Catalog) else None
+        self.world = World(self.config, n_users=1, catalog=cat_obj)
+        self.observation_space = self.world.observation_space
+        self.action_space = self.world.action_space
+        self.render_mode = render_mode
+        self._last_text = ""
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.world.catalog
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is None and self.world.state is None:
+            seed = int(self.np_random.integers(0, 2**63 - 1))
+        obs, info = self.world.reset(seed=seed)
+        self._last_text = "[new user] candidates: " + ", ".join(
+            self.catalog.titles[i]
+            for i in self.world.cands[0][:5]  # type: ignore[index]
+        )
+        return _row(obs), _row(info)
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.world.step(np.asarray(action)[None])
+        if self.render_mode == "ansi":
+            self._last_text = format_step(self.world, info, float(reward[0]))
+        return _row(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), _row(info)
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self._last_text
+        return None
+
+
+def _row(batch: dict[str, Any]) -> dict[str, Any]:
+    """Row 0 of a batched dict; object arrays become Python values (str/None/list)."""
+    out: dict[str, Any] = {}
+    for key, value in batch.items():
+        v = value[0]
+        if isinstance(v, np.ndarray) and v.dtype == object:
+            v = v.tolist()
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[key] = v
+    return out

@@ -1,0 +1,275 @@
+"""The batched world: B users, one catalog, one step function — the core behind every env.
+
+``World`` owns the loop of one step for all B users at once: take the slates (indices into
+each user's M candidates), let the simulator respond, end sessions (leave or session cap),
+decide returns (retention), compose the reward, update the platform's logs, draw the next
+candidates and encode observations. ``RecoWorldEnv`` is B = 1 of this code,
+``RecoWorldVectorEnv`` uses B natively, and the population env (later) couples many.
+
+Episodes: an episode is one user's life of up to ``max_sessions`` sessions. A session ends
+when the user leaves (its choice) or after ``max_session_steps`` steps; then the user returns
+(a new session starts in the same episode, after a gap) or does not (``terminated``). Ending
+the last allowed session ``truncates`` the episode.
+
+Randomness: three independent streams spawned from one seed — users (who is sampled),
+candidates (what the platform retrieves) and responses (what users do) — so that later
+evaluation can hold users and candidate draws fixed across policies (common random numbers).
+
+Slates: ``actions[b]`` holds k indices into user b's candidates. A repeated index is shown
+once; the repeated slot is empty (no response, counted in ``info['n_duplicates']``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from recoworld.catalog import CandidateGenerator, Catalog, MovieLensData, load_catalog
+from recoworld.config import WorldConfig
+from recoworld.envs.observation import ObservationEncoder, PlatformState
+from recoworld.envs.reward import compose_reward
+from recoworld.simulators.base import Responses
+from recoworld.simulators.instructions import InstructionParser
+from recoworld.simulators.movielens_users import fit_movielens_population
+from recoworld.simulators.parametric import ParametricUserModel, UserState
+
+RESPONSE_KEYS = ("click", "watch", "like", "follow", "gift", "utility")
+
+
+class World:
+    """B simulated users in one world (see module docstring)."""
+
+    def __init__(
+        self,
+        config: WorldConfig,
+        n_users: int,
+        catalog: Catalog | None = None,
+        movielens: MovieLensData | None = None,
+    ) -> None:
+        if n_users < 1:
+            raise ValueError(f"n_users must be >= 1, got {n_users}")
+        self.config = config
+        self.n_users = n_users
+        if catalog is None:
+            catalog, movielens = load_catalog(config.catalog)
+        self.catalog = catalog
+        self.movielens = movielens
+        population = None
+        if config.users.source == "movielens":
+            if movielens is None:
+                raise ValueError("users.source='movielens' needs a MovieLens catalog source")
+            population = fit_movielens_population(movielens, config.users)
+        self.simulator = ParametricUserModel(catalog, config.users, population)
+        self.candidates = CandidateGenerator(catalog, config.candidates)
+        ep = config.episode
+        self.slate_size = ep.slate_size
+        self.n_candidates = config.candidates.n_candidates
+        self.encoder = ObservationEncoder(
+            catalog, self.n_candidates, ep.max_sessions, ep.max_session_steps,
+            self.candidates.sources,
+        )  # fmt: skip
+        self.parser = InstructionParser(catalog.topic_names)
+        self.observation_space: spaces.Dict = self.encoder.space
+        self.action_space = spaces.MultiDiscrete([self.n_candidates] * self.slate_size)
+        self.state: UserState | None = None
+        self.platform: PlatformState | None = None
+        self.cands: np.ndarray | None = None
+        self.episode_id = np.zeros(n_users, dtype=np.int64)
+        self._next_episode = 0
+        self.seed(None)
+
+    # ------------------------------------------------------------------ seeding / reset
+    def seed(self, seed: int | None) -> None:
+        """Reseed the three streams (users, candidates, responses) from one seed."""
+        ss = np.random.SeedSequence(seed)
+        self.rng_users, self.rng_candidates, self.rng_responses = (
+            np.random.default_rng(s) for s in ss.spawn(3)
+        )
+
+    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start B new episodes; returns batched obs and info."""
+        if seed is not None:
+            self.seed(seed)
+            self._next_episode = 0
+        n = self.n_users
+        self.state = self.simulator.sample_users(n, self.rng_users)
+        self.platform = PlatformState.zeros(n, self.catalog.n_topics)
+        self.episode_id = np.arange(self._next_episode, self._next_episode + n, dtype=np.int64)
+        self._next_episode += n
+        self.cands = self.candidates.sample(self.rng_candidates, self.platform.topic_history)
+        return self._observe(), self._reset_info(np.arange(n))
+
+    def reset_rows(self, rows: np.ndarray, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Replace users ``rows`` with new ones (autoreset); writes their obs into ``obs``."""
+        assert self.state is not None and self.platform is not None and self.cands is not None
+        rows = np.asarray(rows, dtype=np.int64)
+        self.simulator.replace_users(self.state, rows, self.rng_users)
+        self.platform.assign(rows, PlatformState.zeros(len(rows), self.catalog.n_topics))
+        self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
+        self._next_episode += len(rows)
+        self.cands[rows] = self.candidates.sample(
+            self.rng_candidates, self.platform.topic_history[rows]
+        )
+        sub = self._observe(rows)
+        for key, value in sub.items():
+            obs[key][rows] = value
+        return self._reset_info(rows)
+
+    def _reset_info(self, rows: np.ndarray) -> dict[str, Any]:
+        assert self.cands is not None
+        return {
+            "episode_id": self.episode_id[rows].copy(),
+            "candidates": self.catalog.item_ids[self.cands[rows]],
+        }
+
+    def _observe(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        st, p, c = self.state, self.platform, self.cands
+        assert st is not None and p is not None and c is not None
+        if rows is not None:
+            return self.encoder.encode(
+                c[rows], p.take(rows), st.seen, st.consumed, st.follows, st.creator_clicks,
+                st.session_index[rows], st.session_step[rows], rows=rows,
+            )  # fmt: skip
+        return self.encoder.encode(
+            c, p, st.seen, st.consumed, st.follows, st.creator_clicks, st.session_index,
+            st.session_step,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ step
+    def check_actions(self, actions: np.ndarray) -> np.ndarray:
+        a = np.asarray(actions)
+        expected = (self.n_users, self.slate_size)
+        if a.shape != expected:
+            raise ValueError(f"actions: expected shape {expected}, got {a.shape}")
+        if not np.issubdtype(a.dtype, np.integer):
+            if not np.all(np.mod(a, 1) == 0):
+                raise ValueError(f"actions: expected integer candidate indices, got {a.dtype}")
+            a = a.astype(np.int64)
+        if a.min() < 0 or a.max() >= self.n_candidates:
+            raise ValueError(
+                f"actions: candidate indices must lie in [0, {self.n_candidates}), "
+                f"got min {a.min()} max {a.max()}"
+            )
+        return a.astype(np.int64, copy=False)
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        st, p, cands = self.state, self.platform, self.cands
+        if st is None or p is None or cands is None:
+            raise RuntimeError("World.step called before reset()")
+        actions = self.check_actions(actions)
+        ep = self.config.episode
+        b, k = actions.shape
+        same = actions[:, :, None] == actions[:, None, :]
+        valid = ~(same & np.tri(k, k, -1, dtype=bool)[None]).any(axis=2)
+        items = np.take_along_axis(cands, actions, axis=1)
+        session_index = st.session_index.copy()
+        step_in_session = st.session_step.copy()
+
+        resp = self.simulator.respond(st, items, valid, self.rng_responses, text=ep.text_info)
+
+        # session ends and retention
+        left = resp.leave
+        session_end = left | (st.session_step >= ep.max_session_steps)
+        returned = np.zeros(b, dtype=bool)
+        gap = np.zeros(b, dtype=np.float32)
+        ends = np.flatnonzero(session_end)
+        if ends.size:
+            returned[ends], gap[ends] = self.simulator.end_session(st, ends, self.rng_responses)
+        last_session = st.session_index + 1 >= ep.max_sessions
+        terminated = session_end & ~returned
+        truncated = session_end & returned & last_session
+        reward, terms = compose_reward(resp, left, returned, self.config.reward)
+
+        self._log_platform(resp, items)
+        cont = np.flatnonzero(session_end & returned & ~last_session)
+        if cont.size:
+            self.simulator.start_session(st, cont, self.rng_responses)
+            p.session_clicks[cont] = 0.0
+            p.session_watch[cont] = 0.0
+            p.gap_hours[cont] = gap[cont]
+            p.instruction[cont] = 0.0
+            p.steps_since_instruction[cont] = 1e6
+
+        self.cands = self.candidates.sample(self.rng_candidates, p.topic_history)
+        obs = self._observe()
+        info = self._step_info(
+            resp, items, valid, left, session_end, returned, gap, terms, session_index,
+            step_in_session,
+        )  # fmt: skip
+        return obs, reward, terminated, truncated, info
+
+    def _log_platform(self, resp: Responses, items: np.ndarray) -> None:
+        p, st = self.platform, self.state
+        assert p is not None and st is not None
+        clicks = resp.click.sum(1).astype(np.float32)
+        watch = resp.watch.sum(1)
+        clicked_topics = resp.extra.get("clicked_topics")
+        if clicked_topics is None:
+            clicked_topics = np.einsum(
+                "bk,bkt->bt", resp.click.astype(np.float32), self.catalog.topics_normalized[items]
+            )
+        decay = np.where(clicks > 0, self.config.episode.history_decay, 1.0)[:, None]
+        p.topic_history *= decay
+        p.topic_history += clicked_topics
+        p.ema_click = 0.8 * p.ema_click + 0.2 * clicks
+        p.ema_watch = 0.8 * p.ema_watch + 0.2 * watch
+        p.session_clicks += clicks
+        p.session_watch += watch
+        p.total_clicks += clicks
+        p.total_steps += 1.0
+        p.n_follows += resp.follow.sum(1)
+        p.steps_since_instruction += 1.0
+        who = np.flatnonzero(resp.instructed)
+        if who.size:
+            vectors = resp.extra.get("instruction_vector")
+            if vectors is None:  # free text (e.g. an LLM user): parse it
+                vectors = np.stack([self.parser.vector(resp.instruction[i]) for i in who])
+            p.instruction[who] = vectors
+            p.steps_since_instruction[who] = 0.0
+            p.instructions_total[who] += 1.0
+
+    def _step_info(
+        self,
+        resp: Responses,
+        items: np.ndarray,
+        valid: np.ndarray,
+        left: np.ndarray,
+        session_end: np.ndarray,
+        returned: np.ndarray,
+        gap: np.ndarray,
+        terms: dict[str, np.ndarray],
+        session_index: np.ndarray,
+        step_in_session: np.ndarray,
+    ) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "episode_id": self.episode_id.copy(),
+            "session": session_index,
+            "step_in_session": step_in_session,
+            "item_index": items,
+            "item_ids": self.catalog.item_ids[items],
+            "shown": valid,
+            "n_duplicates": (~valid).sum(1),
+            **{key: getattr(resp, key) for key in RESPONSE_KEYS},
+            "left": left,
+            "session_end": session_end,
+            "returned": returned,
+            "gap_hours": gap,
+            "satisfaction": resp.satisfaction,
+            "instructed": resp.instructed,
+            **{f"reward_{k}": v for k, v in terms.items()},
+        }
+        mode = self.config.episode.text_info
+        if mode != "none":
+            info["instruction"] = np.array(resp.instruction, dtype=object)
+        if mode == "all":
+            titles = self.catalog.titles
+            info["titles"] = np.array(
+                [[titles[i] for i in row] for row in items.tolist()], dtype=object
+            )
+            info["reasoning"] = np.array(resp.reasoning, dtype=object)
+            info["mindset"] = np.array(resp.mindset, dtype=object)
+        return info

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recoworld.config import ParametricUserConfig
+from recoworld.simulators import ParametricUserModel, fit_movielens_population
+
+STATE_NONNEG = ("fatigue", "exposure", "creator_affinity", "creator_clicks", "patience")
+
+
+def _slates(model, b, k, rng):
+    n = model.catalog.n_items
+    return np.stack([rng.choice(n, size=k, replace=False) for _ in range(b)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    b=st.integers(1, 16),
+    k=st.integers(1, 6),
+    steps=st.integers(1, 12),
+    temp=st.floats(0.2, 5.0),
+    no_click=st.floats(-3.0, 5.0),
+)
+def test_response_invariants(small_catalog, seed, b, k, steps, temp, no_click):
+    cfg = ParametricUserConfig(choice_temperature=temp, no_click_utility=no_click)
+    model = ParametricUserModel(small_catalog, cfg)
+    rng = np.random.default_rng(seed)
+    state = model.sample_users(b, rng)
+    for _ in range(steps):
+        items = _slates(model, b, k, rng)
+        valid = rng.random((b, k)) < 0.9
+        valid[:, 0] = True
+        r = model.respond(state, items, valid, rng)
+        probs = r.extra["choice_probs"]
+        assert ((probs >= 0) & (probs <= 1)).all()
+        np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+        assert (probs[:, :k][~valid] == 0).all()
+        assert ((r.extra["p_leave"] >= 0) & (r.extra["p_leave"] <= 1)).all()
+        assert (r.click.sum(1) <= 1).all() and not (r.click & ~valid).any()
+        assert ((r.watch >= 0) & (r.watch <= 1)).all() and (r.watch[~r.click] == 0).all()
+        assert not (r.like & ~r.click).any() and not (r.follow & ~r.like).any()
+        assert not (r.gift & ~r.click).any()
+        assert not (r.leave & r.instructed).any()
+        assert ((r.satisfaction >= 0) & (r.satisfaction <= 1)).all()
+        for name in STATE_NONNEG:
+            assert (getattr(state, name) >= 0).all(), name
+        assert ((state.interest >= 0) & (state.interest <= 1)).all()
+        for i in np.flatnonzero(r.instructed):
+            assert r.instruction[i]
+        assert all(text is None for i, text in enumerate(r.instruction) if not r.instructed[i])
+
+
+def test_users_click_what_they_value(small_catalog):
+    model = ParametricUserModel(small_catalog)
+    rng = np.random.default_rng(0)
+    state = model.sample_users(4000, rng)
+    items = _slates(model, 4000, 4, rng)
+    util = model.utility(state, items)
+    r = model.respond(state, items, np.ones_like(items, dtype=bool), rng, text="none")
+    best = util.argmax(1)
+    clicked = r.click.any(1)
+    assert (r.click.argmax(1)[clicked] == best[clicked]).mean() > 0.5
+
+
+def test_session_propensity_is_drawn_around_static(small_catalog):
+    cfg = ParametricUserConfig(novelty_session_spread=0.1)
+    model = ParametricUserModel(small_catalog, cfg)
+    rng = np.random.default_rng(1)
+    state = model.sample_users(5000, rng)
+    diff = state.novelty_session - state.novelty_static
+    assert 0.05 < diff.std() < 0.12 and abs(diff.mean()) < 0.02
+    model.start_session(state, np.arange(5000), rng)
+    assert (state.session_index == 1).all()
+
+
+def test_return_probability_rises_with_satisfaction(small_catalog):
+    model = ParametricUserModel(small_catalog)
+    rng = np.random.default_rng(2)
+    state = model.sample_users(20000, rng)
+    state.satisfaction[:10000] = 0.9
+    state.satisfaction[10000:] = 0.1
+    returns, gap = model.end_session(state, np.arange(20000), rng)
+    assert returns[:10000].mean() > returns[10000:].mean() + 0.4
+    assert (gap >= 0).all() and gap[:10000].mean() < gap[10000:].mean()
+
+
+def test_instruction_is_grounded_in_hidden_state(small_catalog):
+    model = ParametricUserModel(small_catalog)
+    rng = np.random.default_rng(3)
+    state = model.sample_users(50, rng)
+    state.fatigue[:] = 0.0
+    state.fatigue[:, 4] = 2.0  # everyone is tired of topic 4
+    state.satisfaction[:] = 0.0
+    state.patience[:] = 0.0
+    cfg = model.config.model_copy(update={"instruction_prob": 1.0, "leave_bias": 10.0})
+    model.config = cfg
+    items = _slates(model, 50, 3, rng)
+    r = model.respond(state, items, np.ones_like(items, dtype=bool), rng)
+    assert r.instructed.all()
+    topic = small_catalog.topic_names[4]
+    assert all(f"{topic}" in text for text in r.instruction)
+    assert (state.instruction_vec[:, 4] == -1).all()
+
+
+def test_movielens_population_fits_real_users(movielens):
+    pop = fit_movielens_population(movielens)
+    assert len(pop) == 943
+    assert pop.interest.shape == (943, 19) and (pop.interest.max(1) == 1.0).all()
+    assert ((pop.novelty_static >= 0.05) & (pop.novelty_static <= 0.95)).all()
+    # a user's favourite genre is the one with most liked films
+    cat = movielens.catalog
+    u = 0
+    items, ratings, _ = movielens.history(u)
+    liked = items[ratings >= 4]
+    counts = cat.topics_normalized[liked].sum(0)
+    assert pop.interest[u].argmax() == counts.argmax()
+    # SVD latent match correlates with the real ratings
+    pred = (pop.latent[movielens.user_index] * cat.latent[movielens.item_index]).sum(1)
+    centred = movielens.rating - movielens.rating.mean()
+    assert np.corrcoef(pred, centred)[0, 1] > 0.3
