@@ -1,4 +1,4 @@
-"""Batched array helpers for the hot paths: row-wise gathers and scatters on [B, N] arrays.
+"""Batched array helpers for the hot paths: row-wise gathers on [B, N] arrays.
 
 ``gather_rows(a, idx)`` is ``np.take_along_axis(a, idx, axis=1)`` for a 2-D ``a`` and
 integer ``idx`` of shape [B, m], computed as one flat ``np.take`` (several times faster than
@@ -22,10 +22,3 @@ def gather_rows(a: np.ndarray, idx: np.ndarray, rows: np.ndarray | None = None) 
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
     return np.take(a.reshape(-1), row_offsets(a, rows) + idx)
-
-
-def scatter_rows(a: np.ndarray, idx: np.ndarray, values: np.ndarray | float | bool) -> None:
-    """a[b, idx[b, j]] = values[b, j] in place (``a`` C-contiguous 2-D)."""
-    if not a.flags.c_contiguous:
-        raise ValueError("scatter_rows needs a C-contiguous array")
-    np.put(a.reshape(-1), row_offsets(a) + idx, values)

@@ -121,3 +121,51 @@ def test_movielens_population_fits_real_users(movielens):
     pred = (pop.latent[movielens.user_index] * cat.latent[movielens.item_index]).sum(1)
     centred = movielens.rating - movielens.rating.mean()
     assert np.corrcoef(pred, centred)[0, 1] > 0.3
+
+
+def test_utility_terms_add_up_and_match_respond(small_catalog):
+    from recoworld.simulators.parametric import COMPONENTS
+
+    model = ParametricUserModel(small_catalog)
+    rng = np.random.default_rng(4)
+    state = model.sample_users(64, rng)
+    for _ in range(5):  # give users some history (fatigue, exposure, seen, consumed)
+        model.respond(state, _slates(model, 64, 3, rng), np.ones((64, 3), bool), rng, "none")
+    items = _slates(model, 64, 3, rng)
+    comps, nov, util = model.utility_components(state, items)
+    assert comps.shape == (64, 3, len(COMPONENTS))
+    consumed = np.take_along_axis(state.consumed, items, axis=1)
+    np.testing.assert_allclose(comps.sum(-1) - 2.0 * consumed, util, rtol=1e-5, atol=1e-5)
+    assert ((nov >= 0) & (nov <= 1)).all()
+    # the utilities the users act on are the ones `utility` reports
+    snapshot = util.copy()
+    r = model.respond(state, items, np.ones((64, 3), bool), rng, "none")
+    np.testing.assert_allclose(r.utility, snapshot, rtol=1e-5, atol=1e-5)
+
+
+def test_instruction_vector_equals_the_parse_of_its_text(small_catalog):
+    from recoworld.simulators.instructions import InstructionParser
+
+    cfg = ParametricUserConfig(instruction_prob=1.0, leave_bias=8.0)
+    model = ParametricUserModel(small_catalog, cfg)
+    parser = InstructionParser(small_catalog.topic_names)
+    rng = np.random.default_rng(5)
+    state = model.sample_users(300, rng)
+    for _ in range(3):  # build up fatigue so that 'less' fields appear too
+        model.respond(state, _slates(model, 300, 3, rng), np.ones((300, 3), bool), rng, "none")
+    state.instructions_in_session[:] = 0
+    r = model.respond(state, _slates(model, 300, 3, rng), np.ones((300, 3), bool), rng)
+    who = np.flatnonzero(r.instructed)
+    assert len(who) > 100
+    vectors = r.extra["instruction_vector"]
+    assert (vectors == -1).any() and (vectors[:, -1] == 1).any()
+    for row, b in zip(vectors, who, strict=True):
+        np.testing.assert_array_equal(parser.vector(r.instruction[b]), row)
+
+
+def test_single_user_and_batch_share_one_code_path(small_catalog):
+    model = ParametricUserModel(small_catalog)
+    rng = np.random.default_rng(6)
+    state = model.sample_users(1, rng)
+    r = model.respond(state, np.array([[1, 2, 3]]), np.ones((1, 3), bool), rng)
+    assert r.click.shape == (1, 3) and len(r.reasoning) == 1 and r.mindset[0]

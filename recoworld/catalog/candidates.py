@@ -10,15 +10,16 @@ Sources (``CandidateMix`` weights, split into slot counts by largest remainder):
 - ``fresh``: uniform among the ``fresh_window`` newest releases.
 
 Every source costs O(B·M) (plus O(B·T) for the interest source), independent of catalog
-size. Duplicates within a user's M candidates are redrawn uniformly (vectorized rounds);
-the slot layout is fixed, so ``sources`` (slot -> source id) is one [M] array shared by all
-users. Extra items can be injected per user (e.g. an item a friend shared) by overwriting
-slots after sampling.
+size; one compiled (numba) pass fills the [B, M] block. Duplicates within a user's M
+candidates are redrawn uniformly; the slot layout is fixed, so ``sources`` (slot -> source
+id) is one [M] array shared by all users. Extra items can be injected per user (e.g. an item
+a friend shared) by overwriting slots after sampling.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from recoworld.catalog.catalog import Catalog
 from recoworld.config import CandidateConfig
@@ -82,57 +83,67 @@ class CandidateGenerator:
 
     def sample(self, rng: np.random.Generator, topic_history: np.ndarray) -> np.ndarray:
         """Candidates [B, M] (int64, distinct per row). ``topic_history`` is [B, T] >= 0."""
-        b = topic_history.shape[0]
-        n = self.catalog.n_items
-        n_pop, n_rand, n_int, n_fresh = (int(c) for c in self.counts)
-        parts = []
-        if n_pop:
-            u = rng.random((b, n_pop)) * n
-            i = np.minimum(u.astype(np.int64), n - 1)
-            parts.append(np.where(u - i < self._pop_prob[i], i, self._pop_alias[i]))
-        if n_rand:
-            parts.append(rng.integers(0, n, size=(b, n_rand)))
-        if n_int:
-            parts.append(self._interest(rng, topic_history, n_int))
-        if n_fresh:
-            parts.append(self._fresh[rng.integers(0, len(self._fresh), size=(b, n_fresh))])
-        cand = np.concatenate(parts, axis=1).astype(np.int64)
-        return self._dedupe(rng, cand)
+        history = np.ascontiguousarray(topic_history, dtype=np.float64)
+        out = np.empty((history.shape[0], self.n_candidates), dtype=np.int64)
+        _sample_candidates(
+            rng, history, self.counts, self._pop_prob, self._pop_alias, self._fresh,
+            self._topic_items, self._topic_offsets, self._topic_counts, self.catalog.n_items,
+            out,
+        )  # fmt: skip
+        return out
 
-    def _interest(self, rng: np.random.Generator, history: np.ndarray, m: int) -> np.ndarray:
-        weights = np.where(self._topic_has_items, history + 0.05, 0.0)  # [B, T], smoothed
-        cdf = np.cumsum(weights, axis=1, dtype=np.float32)
-        cdf /= cdf[:, -1:]
-        u = rng.random((history.shape[0], m), dtype=np.float32)
-        topic = (u[:, :, None] > cdf[:, None, :]).sum(axis=2, dtype=np.int64)  # [B, m]
-        topic = np.minimum(topic, history.shape[1] - 1)
-        within = (rng.random((history.shape[0], m)) * self._topic_counts[topic]).astype(np.int64)
-        return self._topic_items[self._topic_offsets[topic] + within]
 
-    def _dedupe(self, rng: np.random.Generator, cand: np.ndarray) -> np.ndarray:
-        n = self.catalog.n_items
-        srt = np.sort(cand, axis=1)
-        rows = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
-        for _ in range(32):
-            if rows.size == 0:
-                return cand
-            sub = cand[rows]
-            order = np.argsort(sub, axis=1, kind="stable")
-            srt = np.take_along_axis(sub, order, axis=1)
-            dup_sorted = np.zeros_like(sub, dtype=bool)
-            dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
-            dup = np.zeros_like(dup_sorted)
-            np.put_along_axis(dup, order, dup_sorted, axis=1)
-            sub[dup] = rng.integers(0, n, size=int(dup.sum()))
-            cand[rows] = sub
-            srt = np.sort(sub, axis=1)
-            rows = rows[(srt[:, 1:] == srt[:, :-1]).any(axis=1)]
-        # Pathological (M close to N): fill each remaining row with unused items, in order.
-        for row in np.flatnonzero([len(np.unique(r)) < len(r) for r in cand]):
-            seen: set[int] = set()
-            free = iter(np.setdiff1d(np.arange(n), cand[row]))
-            for j, item in enumerate(cand[row]):
-                if int(item) in seen:
-                    cand[row, j] = next(free)
-                seen.add(int(cand[row, j]))
-        return cand
+@njit(cache=True, nogil=True)
+def _sample_candidates(
+    rng, history, counts, pop_prob, pop_alias, fresh, topic_items, topic_offsets, topic_counts,
+    n_items, out,
+):  # fmt: skip
+    """Fill ``out[b]`` with M distinct items per user (sources in slot order, then dedupe:
+    a repeated item is redrawn uniformly, after 64 misses the first unused item is taken)."""
+    n_users, m = out.shape
+    n_topics = history.shape[1]
+    for b in range(n_users):
+        j = 0
+        for _ in range(counts[0]):  # popular: alias table
+            u = rng.random() * n_items
+            i = min(int(u), n_items - 1)
+            out[b, j] = i if u - i < pop_prob[i] else pop_alias[i]
+            j += 1
+        for _ in range(counts[1]):  # random
+            out[b, j] = rng.integers(0, n_items)
+            j += 1
+        if counts[2] > 0:  # interest: topic ~ observed history (+0.05), item ~ U(topic)
+            total = 0.0
+            for t in range(n_topics):
+                if topic_counts[t] > 0:
+                    total += history[b, t] + 0.05
+            for _ in range(counts[2]):
+                u = rng.random() * total
+                topic = -1
+                for t in range(n_topics):
+                    if topic_counts[t] > 0:
+                        topic = t
+                        u -= history[b, t] + 0.05
+                        if u < 0.0:
+                            break
+                k = int(rng.random() * topic_counts[topic])
+                out[b, j] = topic_items[topic_offsets[topic] + min(k, topic_counts[topic] - 1)]
+                j += 1
+        for _ in range(counts[3]):  # fresh
+            out[b, j] = fresh[rng.integers(0, len(fresh))]
+            j += 1
+        for j in range(1, m):  # dedupe (M is small: quadratic is cheapest)
+            tries = 0
+            while True:
+                dup = False
+                for q in range(j):
+                    if out[b, q] == out[b, j]:
+                        dup = True
+                        break
+                if not dup:
+                    break
+                tries += 1
+                if tries <= 64:
+                    out[b, j] = rng.integers(0, n_items)
+                else:
+                    out[b, j] = (out[b, j] + 1) % n_items

@@ -100,6 +100,22 @@ class Catalog:
         return (self.topics / self.topics.sum(axis=1, keepdims=True)).astype(np.float32)
 
     @cached_property
+    def topic_lists(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sparse topics: (index [N, L] int64, weight [N, L] float32, count [N] int64), where
+        L is the most topics any item has; row i lists item i's topics and their normalised
+        weights (padding: index 0, weight 0)."""
+        counts = (self.topics > 0).sum(axis=1)
+        width = int(counts.max())
+        order = np.argsort(self.topics <= 0, axis=1, kind="stable")[:, :width]
+        weights = np.take_along_axis(self.topics_normalized, order, axis=1)
+        present = np.arange(width)[None, :] < counts[:, None]
+        return (
+            np.where(present, order, 0).astype(np.int64),
+            np.where(present, weights, 0.0).astype(np.float32),
+            counts.astype(np.int64),
+        )
+
+    @cached_property
     def popularity_percentile(self) -> np.ndarray:
         """[N] rank of popularity in [0, 1] (1 = most popular); ties share the mean rank."""
         order = np.argsort(np.argsort(self.popularity, kind="stable"), kind="stable")

@@ -31,15 +31,24 @@ A user about to leave may write an instruction instead (once per session by defa
 its most fatigued topic, more of its best unfatigued topic, and something new when its
 novelty wish is unmet. Between sessions it returns with probability
 sigmoid(return_bias + return_satisfaction_weight * (sat - 0.5)) after an exponential gap.
+
+Implementation: the per-step model (utilities, choice, responses, state updates, leave
+decision) is one numba-compiled pass over the B users (``_respond``), drawing from the
+world's ``np.random.Generator`` — one code path for B = 1 and B = 100,000, no Python loop
+per user. Utilities for any items (evaluation, the oracle) come from the same compiled
+function (``_item_terms``). Session boundaries, instructions and text stay in numpy/Python
+because they touch only the few users concerned. Parameters reach the kernels as one packed
+vector (``PARAM_NAMES``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-from recoworld.arrays import gather_rows, scatter_rows
 from recoworld.catalog.catalog import Catalog
 from recoworld.config import ParametricUserConfig
 from recoworld.simulators.base import BatchState, Responses
@@ -51,6 +60,30 @@ COMPONENTS = ("interest", "latent", "quality", "creator", "novelty", "fatigue", 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+# Model parameters handed to the compiled kernels as one float64 vector, in this order.
+PARAM_NAMES = (
+    "interest_scale", "latent_weight", "quality_weight", "creator_weight", "novelty_weight",
+    "novelty_pivot", "novelty_exposure_scale", "fatigue_weight", "instruction_weight",
+    "instruction_memory", "choice_temperature", "no_click_utility", "position_bias",
+    "watch_slope", "watch_offset", "watch_noise", "like_bias", "like_watch_weight",
+    "follow_bias", "follow_affinity_weight", "gift_bias", "gift_affinity_weight",
+    "affinity_lr", "fatigue_decay", "fatigue_show_rate", "fatigue_click_rate",
+    "interest_consumption_lr", "satisfaction_rate", "leave_bias", "leave_boredom_weight",
+    "leave_novelty_weight", "leave_depth_weight", "instruction_prob",
+    "max_instructions_per_session",
+)  # fmt: skip
+(P_INTEREST, P_LATENT, P_QUALITY, P_CREATOR, P_NOVELTY, P_PIVOT, P_EXPOSURE_SCALE, P_FATIGUE,
+ P_INSTRUCTION, P_INSTR_MEMORY, P_TEMPERATURE, P_NO_CLICK, P_POSITION, P_WATCH_SLOPE,
+ P_WATCH_OFFSET, P_WATCH_NOISE, P_LIKE_BIAS, P_LIKE_WATCH, P_FOLLOW_BIAS, P_FOLLOW_AFF,
+ P_GIFT_BIAS, P_GIFT_AFF, P_AFF_LR, P_FATIGUE_DECAY, P_FATIGUE_SHOW, P_FATIGUE_CLICK,
+ P_INTEREST_LR, P_SAT_RATE, P_LEAVE_BIAS, P_LEAVE_BORED, P_LEAVE_NOVELTY, P_LEAVE_DEPTH,
+ P_INSTR_PROB, P_MAX_INSTR) = range(len(PARAM_NAMES))  # fmt: skip
+
+
+def pack_params(config: ParametricUserConfig) -> np.ndarray:
+    return np.array([float(getattr(config, n)) for n in PARAM_NAMES], dtype=np.float64)
 
 
 @dataclass
@@ -102,7 +135,7 @@ class ParametricUserModel:
         population: FittedPopulation | None = None,
     ) -> None:
         self.catalog = catalog
-        self.config = config or ParametricUserConfig()
+        self.config = config or ParametricUserConfig()  # property: also packs the params
         if self.config.source == "movielens" and population is None:
             raise ValueError("users.source='movielens' needs a fitted population")
         if population is not None:
@@ -111,8 +144,16 @@ class ParametricUserModel:
             if population.latent.shape[1] != catalog.latent_dim:
                 raise ValueError("fitted population latent_dim does not match the catalog")
         self.population = population
-        self._tn = catalog.topics_normalized
         self._nov_pop = (1.0 - catalog.popularity_percentile).astype(np.float32)
+
+    @property
+    def config(self) -> ParametricUserConfig:
+        return self._config
+
+    @config.setter
+    def config(self, value: ParametricUserConfig) -> None:
+        self._config = value
+        self._params = pack_params(value)
 
     # ------------------------------------------------------------------ users
     def sample_users(self, n_users: int, rng: np.random.Generator) -> UserState:
@@ -183,65 +224,30 @@ class ParametricUserModel:
         )
 
     # ------------------------------------------------------------------ utilities
-    def novelty(self, state: UserState, items: np.ndarray, tn: np.ndarray | None = None):
-        """nov(b, i) in [0, 1] for items [B, m] (``tn``: their normalised topics, if known)."""
-        tn = self._tn[items] if tn is None else tn  # [B, m, T]
-        fresh_topic = np.exp(-state.exposure / self.config.novelty_exposure_scale)
-        topic_nov = np.einsum("bmt,bt->bm", tn, fresh_topic)
-        creator_new = gather_rows(state.creator_clicks, self.catalog.creator[items]) == 0
-        nov = 0.5 * topic_nov + 0.25 * creator_new + 0.25 * self._nov_pop[items]
-        return np.where(gather_rows(state.seen, items), 0.5 * nov, nov).astype(np.float32)
+    def _kernel_args(self, state: UserState) -> tuple:
+        cat = self.catalog
+        return (
+            *cat.topic_lists, cat.latent, cat.quality, cat.creator, self._nov_pop,
+            state.interest, state.latent, state.novelty_session, state.fatigue, state.exposure,
+            state.creator_affinity, state.creator_clicks, state.seen, state.consumed,
+            state.instruction_vec, state.instruction_age, self._params,
+        )  # fmt: skip
 
     def utility_components(
-        self, state: UserState, items: np.ndarray, tn: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """([B, m, 7] utility terms in ``COMPONENTS`` order, [B, m] novelty of the items).
-        The terms' sum minus the rewatch penalty is the utility."""
-        cfg, cat = self.config, self.catalog
-        tn = self._tn[items] if tn is None else tn  # [B, m, T]
-        nov = self.novelty(state, items, tn)
+        self, state: UserState, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For items [B, m]: ([B, m, 7] utility terms in ``COMPONENTS`` order, [B, m]
+        novelty, [B, m] utility = sum of the terms - 2 x already consumed)."""
+        items = np.ascontiguousarray(items, dtype=np.int64)
         comps = np.empty((*items.shape, len(COMPONENTS)), dtype=np.float32)
-        comps[..., 0] = cfg.interest_scale * (np.einsum("bmt,bt->bm", tn, state.interest) - 0.5)
-        comps[..., 1] = cfg.latent_weight * np.einsum("bmd,bd->bm", cat.latent[items], state.latent)
-        comps[..., 2] = cfg.quality_weight * (2.0 * cat.quality[items] - 1.0)
-        comps[..., 3] = cfg.creator_weight * gather_rows(state.creator_affinity, cat.creator[items])
-        pivot = (state.novelty_session - cfg.novelty_pivot)[:, None]
-        comps[..., 4] = cfg.novelty_weight * pivot * nov
-        comps[..., 5] = -cfg.fatigue_weight * np.einsum("bmt,bt->bm", tn, state.fatigue)
-        active = (state.instruction_age < cfg.instruction_memory)[:, None]
-        instr = np.einsum("bmt,bt->bm", tn, state.instruction_vec)
-        comps[..., 6] = np.where(active, cfg.instruction_weight * instr, 0.0)
-        return comps, nov
+        nov = np.empty(items.shape, dtype=np.float32)
+        util = np.empty(items.shape, dtype=np.float32)
+        _utility_batch(items, *self._kernel_args(state), comps, nov, util)
+        return comps, nov, util
 
     def utility(self, state: UserState, items: np.ndarray) -> np.ndarray:
         """Ground-truth utility [B, m] of items [B, m] for each user, right now."""
-        comps, _ = self.utility_components(state, items)
-        return comps.sum(-1) - 2.0 * gather_rows(state.consumed, items)
-
-    def choice_probabilities(self, utility: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """[B, k + 1] MNL probabilities over the slate positions and no-click (last)."""
-        cfg = self.config
-        k = utility.shape[1]
-        logits = (utility - cfg.position_bias * np.arange(k, dtype=np.float32)) / (
-            cfg.choice_temperature
-        )
-        logits = np.where(valid, logits, -np.inf)
-        no_click = np.full((utility.shape[0], 1), cfg.no_click_utility / cfg.choice_temperature)
-        full = np.concatenate([logits, no_click], axis=1)
-        full = full - full.max(axis=1, keepdims=True)
-        e = np.exp(full)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    def leave_probability(self, state: UserState, unmet_novelty: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        logit = (
-            cfg.leave_bias
-            + cfg.leave_boredom_weight * (1.0 - state.satisfaction)
-            + cfg.leave_novelty_weight * unmet_novelty
-            + cfg.leave_depth_weight * state.session_step
-            - state.patience
-        )
-        return sigmoid(logit).astype(np.float32)
+        return self.utility_components(state, items)[2]
 
     # ------------------------------------------------------------------ step
     def respond(
@@ -252,85 +258,33 @@ class ParametricUserModel:
         rng: np.random.Generator,
         text: str = "all",
     ) -> Responses:
-        """Answer slates ``items`` [B, k] (``valid`` [B, k] masks duplicate slots)."""
-        cfg, cat = self.config, self.catalog
+        """Answer slates ``items`` [B, k] (``valid`` [B, k] masks duplicate slots); updates
+        ``state`` in place. One compiled pass over the users does choice, responses, state
+        updates and the leave decision; instructions and text are written afterwards for
+        the users concerned."""
         b, k = items.shape
-        rows = np.arange(b)
-        tn = self._tn[items]  # [B, k, T]
-        comps, nov_shown = self.utility_components(state, items, tn)
-        util = comps.sum(-1) - 2.0 * gather_rows(state.consumed, items)
-        probs = self.choice_probabilities(util, valid)
-        # Gumbel-max sample of one option per user (index k = no click)
-        gumbel = -np.log(-np.log(rng.random((b, k + 1)) + 1e-12) + 1e-12)
-        logp = np.log(np.maximum(probs, 1e-30))
-        choice = np.argmax(np.where(probs > 0, logp + gumbel, -np.inf), axis=1)
-        clicked_any = choice < k
-        click = np.zeros((b, k), dtype=bool)
-        click[rows[clicked_any], choice[clicked_any]] = True
-
-        ci = np.minimum(choice, k - 1)  # chosen slot (meaningful where clicked_any)
-        chosen_item = items[rows, ci]
-        chosen_u = util[rows, ci]
-        w = sigmoid(
-            cfg.watch_slope * chosen_u + cfg.watch_offset + cfg.watch_noise * rng.normal(size=b)
-        ).astype(np.float32)
-        w = np.where(clicked_any, w, 0.0).astype(np.float32)
+        t = self.catalog.n_topics
+        items = np.ascontiguousarray(items, dtype=np.int64)
+        valid = np.ascontiguousarray(valid, dtype=np.bool_)
+        out_b = {n: np.zeros((b, k), dtype=np.bool_) for n in ("click", "like", "follow", "gift")}
         watch = np.zeros((b, k), dtype=np.float32)
-        watch[rows[clicked_any], ci[clicked_any]] = w[clicked_any]
+        comps = np.zeros((b, k, len(COMPONENTS)), dtype=np.float32)
+        nov = np.zeros((b, k), dtype=np.float32)
+        util = np.zeros((b, k), dtype=np.float32)
+        probs = np.zeros((b, k + 1), dtype=np.float32)
+        leave = np.zeros(b, dtype=np.bool_)
+        instructed = np.zeros(b, dtype=np.bool_)
+        p_leave = np.zeros(b, dtype=np.float32)
+        unmet = np.zeros(b, dtype=np.float32)
+        choice = np.zeros(b, dtype=np.int64)
+        clicked_topics = np.zeros((b, t), dtype=np.float32)
+        _respond(
+            rng, items, valid, *self._kernel_args(state), state.follows, state.patience,
+            state.satisfaction, state.session_step, state.instructions_in_session,
+            out_b["click"], watch, out_b["like"], out_b["follow"], out_b["gift"], comps, nov,
+            util, probs, leave, instructed, p_leave, unmet, choice, clicked_topics,
+        )  # fmt: skip
 
-        creator = cat.creator[chosen_item]
-        aff = state.creator_affinity[rows, creator]
-        liked = clicked_any & (rng.random(b) < sigmoid(cfg.like_bias + cfg.like_watch_weight * w))
-        already = state.follows[rows, creator]
-        p_follow = sigmoid(cfg.follow_bias + cfg.follow_affinity_weight * aff)
-        new_follow = liked & ~already & (rng.random(b) < p_follow)
-        following = already | new_follow
-        p_gift = sigmoid(cfg.gift_bias + cfg.gift_affinity_weight * aff + w)
-        gifted = clicked_any & following & (rng.random(b) < p_gift)
-        like = np.zeros((b, k), dtype=bool)
-        follow = np.zeros((b, k), dtype=bool)
-        gift = np.zeros((b, k), dtype=bool)
-        like[rows, ci] = liked
-        follow[rows, ci] = new_follow
-        gift[rows, ci] = gifted
-
-        # ---- state updates (hidden) -----------------------------------------------
-        n_valid = np.maximum(valid.sum(1), 1).astype(np.float32)
-        shown_topics = np.einsum("bk,bkt->bt", valid.astype(np.float32), tn) / n_valid[:, None]
-        clicked_topics = np.where(clicked_any[:, None], self._tn[chosen_item], 0.0)
-        state.fatigue *= cfg.fatigue_decay
-        state.fatigue += cfg.fatigue_show_rate * shown_topics + cfg.fatigue_click_rate * (
-            clicked_topics
-        )
-        state.exposure += clicked_topics * w[:, None]
-        c_rows, c_cre = rows[clicked_any], creator[clicked_any]
-        state.creator_clicks[c_rows, c_cre] += 1.0
-        gain = cfg.affinity_lr * (w[clicked_any] - 0.4 + 0.5 * liked[clicked_any])
-        state.creator_affinity[c_rows, c_cre] = np.clip(
-            state.creator_affinity[c_rows, c_cre] + gain, 0.0, 3.0
-        )
-        state.follows[rows[new_follow], creator[new_follow]] = True
-        scatter_rows(state.seen, items, True)  # duplicate slots repeat a shown item
-        state.consumed[c_rows, chosen_item[clicked_any]] = True
-        state.interest += (
-            cfg.interest_consumption_lr
-            * w[:, None]
-            * (clicked_topics - clicked_topics.sum(1, keepdims=True) * state.interest)
-        )
-        np.clip(state.interest, 0.0, 1.0, out=state.interest)
-        experience = np.where(clicked_any, 0.4 + 0.6 * w, 0.0)
-        state.satisfaction += cfg.satisfaction_rate * (experience - state.satisfaction)
-        state.session_step += 1
-        state.instruction_age += 1
-
-        # ---- leave or instruct ----------------------------------------------------------
-        slate_nov = (nov_shown * valid).sum(1) / n_valid
-        unmet = np.maximum(state.novelty_session - slate_nov, 0.0)
-        p_leave = self.leave_probability(state, unmet)
-        leave = rng.random(b) < p_leave
-        can_instruct = state.instructions_in_session < cfg.max_instructions_per_session
-        instructed = leave & can_instruct & (rng.random(b) < cfg.instruction_prob)
-        leave &= ~instructed
         instruction: list[str | None] = [None] * b
         instruction_vector = None
         if instructed.any():
@@ -338,14 +292,13 @@ class ParametricUserModel:
             instruction_vector = self._instruct(state, who, unmet)
             if text != "none":
                 instruction = self._instruction_text(who, instruction_vector, instruction)
-
         resp = Responses(
-            click=click,
+            click=out_b["click"],
             watch=watch,
-            like=like,
-            follow=follow,
-            gift=gift,
-            utility=util.astype(np.float32),
+            like=out_b["like"],
+            follow=out_b["follow"],
+            gift=out_b["gift"],
+            utility=util,
             leave=leave,
             satisfaction=state.satisfaction.copy(),
             instructed=instructed,
@@ -353,13 +306,14 @@ class ParametricUserModel:
             extra={
                 "p_leave": p_leave,
                 "choice_probs": probs,
-                "novelty": nov_shown,
+                "novelty": nov,
                 # [n_instructed, T + 1] fields of the instructions (rows: flatnonzero)
                 "instruction_vector": instruction_vector,
                 "clicked_topics": clicked_topics,  # [B, T] normalised topics of the click
             },
         )
         if text == "all":
+            w = watch.max(axis=1)
             resp.reasoning = self.reasoning(state, items, comps, choice, w, instructed)
             resp.mindset = self.mindset(state, unmet)
         else:
@@ -505,3 +459,189 @@ class ParametricUserModel:
                 parts.append(f"tired of {names[fat_top[b]]}")
             out.append("; ".join(parts))
         return out
+
+
+# ---------------------------------------------------------------------- compiled kernels
+@njit(cache=True, nogil=True, inline="always")
+def _sig(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _item_terms(
+    b, j, item, topic_idx, topic_w, topic_n, item_latent, quality, creator_of, nov_pop, interest,
+    latent, novelty_session,
+    fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec, instr_age, p,
+    comps,
+):  # fmt: skip
+    """Utility terms of ``item`` for user ``b`` into comps[b, j, :]; returns (utility,
+    novelty)."""
+    active = instr_age[b] < p[P_INSTR_MEMORY]
+    s_int = 0.0
+    s_fat = 0.0
+    s_ins = 0.0
+    s_new = 0.0
+    for q in range(topic_n[item]):
+        t = topic_idx[item, q]
+        w = topic_w[item, q]
+        s_int += w * interest[b, t]
+        s_fat += w * fatigue[b, t]
+        x = exposure[b, t] / p[P_EXPOSURE_SCALE]
+        if x < 20.0:  # beyond, exp(-x) ~ 0 (and denormal results are very slow)
+            s_new += w * math.exp(-x)
+        if active:
+            s_ins += w * instr_vec[b, t]
+    s_lat = 0.0
+    for d in range(latent.shape[1]):
+        s_lat += item_latent[item, d] * latent[b, d]
+    c = creator_of[item]
+    nov = 0.5 * s_new + 0.25 * (creator_clicks[b, c] == 0.0) + 0.25 * nov_pop[item]
+    if seen[b, item]:
+        nov *= 0.5
+    terms = (
+        p[P_INTEREST] * (s_int - 0.5),
+        p[P_LATENT] * s_lat,
+        p[P_QUALITY] * (2.0 * quality[item] - 1.0),
+        p[P_CREATOR] * affinity[b, c],
+        p[P_NOVELTY] * (novelty_session[b] - p[P_PIVOT]) * nov,
+        -p[P_FATIGUE] * s_fat,
+        p[P_INSTRUCTION] * s_ins,
+    )
+    total = 0.0
+    for q in range(7):
+        comps[b, j, q] = terms[q]
+        total += terms[q]
+    if consumed[b, item]:
+        total -= 2.0
+    return total, nov
+
+
+@njit(cache=True, nogil=True)
+def _utility_batch(
+    items, topic_idx, topic_w, topic_n, item_latent, quality, creator_of, nov_pop, interest, latent,
+    novelty_session,
+    fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec, instr_age, p,
+    comps, nov, util,
+):  # fmt: skip
+    for b in range(items.shape[0]):
+        for j in range(items.shape[1]):
+            util[b, j], nov[b, j] = _item_terms(
+                b, j, items[b, j], topic_idx, topic_w, topic_n, item_latent, quality, creator_of,
+                nov_pop, interest, latent,
+                novelty_session, fatigue, exposure, affinity, creator_clicks, seen, consumed,
+                instr_vec, instr_age, p, comps,
+            )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _respond(
+    rng, items, valid, topic_idx, topic_w, topic_n, item_latent, quality, creator_of, nov_pop,
+    interest, latent,
+    novelty_session, fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec,
+    instr_age, p, follows, patience, satisfaction, session_step, instr_in_session,
+    click, watch, like, follow, gift, comps, nov, util, probs, leave, instructed, p_leave,
+    unmet, choice, clicked_topics,
+):  # fmt: skip
+    """One step for every user (see the module docstring for the model)."""
+    n_users, k = items.shape
+    n_topics = fatigue.shape[1]
+    temp = p[P_TEMPERATURE]
+    for b in range(n_users):
+        # utilities and the MNL over valid slots + no-click (index k)
+        top = p[P_NO_CLICK] / temp
+        n_valid = 0
+        slate_nov = 0.0
+        for j in range(k):
+            if valid[b, j]:
+                util[b, j], nov[b, j] = _item_terms(
+                    b, j, items[b, j], topic_idx, topic_w, topic_n, item_latent, quality,
+                    creator_of, nov_pop, interest,
+                    latent, novelty_session, fatigue, exposure, affinity, creator_clicks, seen,
+                    consumed, instr_vec, instr_age, p, comps,
+                )  # fmt: skip
+                n_valid += 1
+                slate_nov += nov[b, j]
+                top = max(top, (util[b, j] - p[P_POSITION] * j) / temp)
+        total = 0.0
+        for j in range(k):
+            if valid[b, j]:
+                probs[b, j] = math.exp((util[b, j] - p[P_POSITION] * j) / temp - top)
+                total += probs[b, j]
+        probs[b, k] = math.exp(p[P_NO_CLICK] / temp - top)
+        total += probs[b, k]
+        u = rng.random() * total
+        chosen = k
+        for j in range(k + 1):
+            if j == k or valid[b, j]:
+                u -= probs[b, j]
+                if u < 0.0:
+                    chosen = j
+                    break
+        for j in range(k + 1):
+            probs[b, j] /= total
+        choice[b] = chosen
+
+        # fatigue decays every step; shown topics add a little, the clicked item more
+        for t in range(n_topics):
+            fatigue[b, t] *= p[P_FATIGUE_DECAY]
+        for j in range(k):
+            item = items[b, j]
+            seen[b, item] = True
+            if valid[b, j]:
+                for q in range(topic_n[item]):
+                    fatigue[b, topic_idx[item, q]] += p[P_FATIGUE_SHOW] * topic_w[item, q] / n_valid
+
+        experience = 0.0
+        if chosen < k:
+            item = items[b, chosen]
+            c = creator_of[item]
+            w = _sig(p[P_WATCH_SLOPE] * util[b, chosen] + p[P_WATCH_OFFSET]
+                     + p[P_WATCH_NOISE] * rng.normal(0.0, 1.0))  # fmt: skip
+            aff = affinity[b, c]
+            liked = rng.random() < _sig(p[P_LIKE_BIAS] + p[P_LIKE_WATCH] * w)
+            already = follows[b, c]
+            new_follow = False
+            if liked and not already:
+                new_follow = rng.random() < _sig(p[P_FOLLOW_BIAS] + p[P_FOLLOW_AFF] * aff)
+            gifted = False
+            if already or new_follow:
+                gifted = rng.random() < _sig(p[P_GIFT_BIAS] + p[P_GIFT_AFF] * aff + w)
+            click[b, chosen] = True
+            watch[b, chosen] = w
+            like[b, chosen] = liked
+            follow[b, chosen] = new_follow
+            gift[b, chosen] = gifted
+            follows[b, c] = already or new_follow
+            creator_clicks[b, c] += 1.0
+            aff += p[P_AFF_LR] * (w - 0.4 + 0.5 * liked)
+            affinity[b, c] = min(max(aff, 0.0), 3.0)
+            consumed[b, item] = True
+            mass = 0.0
+            for q in range(topic_n[item]):
+                t = topic_idx[item, q]
+                ct = topic_w[item, q]
+                clicked_topics[b, t] = ct
+                fatigue[b, t] += p[P_FATIGUE_CLICK] * ct
+                exposure[b, t] += ct * w
+                mass += ct
+            for t in range(n_topics):
+                x = interest[b, t] + p[P_INTEREST_LR] * w * (clicked_topics[b, t]
+                                                             - mass * interest[b, t])  # fmt: skip
+                interest[b, t] = min(max(x, 0.0), 1.0)
+            experience = 0.4 + 0.6 * w
+        satisfaction[b] += p[P_SAT_RATE] * (experience - satisfaction[b])
+        session_step[b] += 1
+        instr_age[b] += 1
+
+        # leave, or write an instruction instead
+        miss = novelty_session[b] - slate_nov / max(n_valid, 1)
+        unmet[b] = max(miss, 0.0)
+        logit = (p[P_LEAVE_BIAS] + p[P_LEAVE_BORED] * (1.0 - satisfaction[b])
+                 + p[P_LEAVE_NOVELTY] * unmet[b] + p[P_LEAVE_DEPTH] * session_step[b]
+                 - patience[b])  # fmt: skip
+        p_leave[b] = _sig(logit)
+        if rng.random() < p_leave[b]:
+            if instr_in_session[b] < p[P_MAX_INSTR] and rng.random() < p[P_INSTR_PROB]:
+                instructed[b] = True
+            else:
+                leave[b] = True
