@@ -196,3 +196,12 @@ def test_env_invariants_under_arbitrary_slates(small_config, seed, actions):
             assert info["session"] == small_config.episode.max_sessions - 1
         if term or trunc:
             break
+
+
+def test_env_docstring_examples_run():
+    import doctest
+
+    import recoworld.envs.recoworld_env as module
+
+    result = doctest.testmod(module, raise_on_error=False, verbose=False)
+    assert result.attempted >= 4 and result.failed == 0

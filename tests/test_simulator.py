@@ -134,7 +134,7 @@ def test_utility_terms_add_up_and_match_respond(small_catalog):
     items = _slates(model, 64, 3, rng)
     comps, nov, util = model.utility_components(state, items)
     assert comps.shape == (64, 3, len(COMPONENTS))
-    consumed = np.take_along_axis(state.consumed, items, axis=1)
+    consumed = state.was_consumed(items)
     np.testing.assert_allclose(comps.sum(-1) - 2.0 * consumed, util, rtol=1e-5, atol=1e-5)
     assert ((nov >= 0) & (nov <= 1)).all()
     # the utilities the users act on are the ones `utility` reports
@@ -169,3 +169,24 @@ def test_single_user_and_batch_share_one_code_path(small_catalog):
     state = model.sample_users(1, rng)
     r = model.respond(state, np.array([[1, 2, 3]]), np.ones((1, 3), bool), rng)
     assert r.click.shape == (1, 3) and len(r.reasoning) == 1 and r.mindset[0]
+
+
+def test_seen_and_consumed_bitsets(small_catalog):
+    from recoworld.arrays import gather_bits
+
+    rng = np.random.default_rng(7)
+    n = small_catalog.n_items
+    dense = rng.random((20, n)) < 0.3
+    packed = np.packbits(dense, axis=1, bitorder="little")
+    idx = rng.integers(0, n, size=(20, 9))
+    np.testing.assert_array_equal(gather_bits(packed, idx), np.take_along_axis(dense, idx, 1))
+    rows = np.array([3, 17])
+    np.testing.assert_array_equal(gather_bits(packed, idx[:2], rows), dense[rows[:, None], idx[:2]])
+
+    model = ParametricUserModel(small_catalog)
+    state = model.sample_users(50, rng)
+    items = _slates(model, 50, 3, rng)
+    assert not state.was_shown(items).any()
+    r = model.respond(state, items, np.ones((50, 3), bool), rng, "none")
+    assert state.was_shown(items).all()
+    np.testing.assert_array_equal(state.was_consumed(items), r.click)

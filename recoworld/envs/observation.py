@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.arrays import gather_rows
+from recoworld.arrays import gather_bits, gather_rows
 from recoworld.catalog.candidates import SOURCES
 from recoworld.catalog.catalog import Catalog
 from recoworld.simulators.base import BatchState
@@ -176,8 +176,8 @@ class ObservationEncoder:
         creators = self.catalog.creator[candidates]
         t3 = self._static_cols
         cand = np.take(self._table, candidates, axis=0)  # [B', M, d], contiguous
-        cand[:, :, t3] = gather_rows(seen, candidates, rows)
-        cand[:, :, t3 + 1] = gather_rows(consumed, candidates, rows)
+        cand[:, :, t3] = gather_bits(seen, candidates, rows)
+        cand[:, :, t3 + 1] = gather_bits(consumed, candidates, rows)
         cand[:, :, t3 + 2] = gather_rows(follows, creators, rows)
         cand[:, :, t3 + 3] = np.minimum(gather_rows(creator_clicks, creators, rows) * 0.2, 1.0)
         cand[:, :, t3 + 4 :] = self._source_onehot

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from recoworld.arrays import bitset_width, gather_bits
 from recoworld.catalog.catalog import Catalog
 from recoworld.config import ParametricUserConfig
 from recoworld.simulators.base import BatchState, Responses
@@ -99,8 +100,8 @@ class UserState(BatchState):
     creator_affinity: np.ndarray  # [B, C] float32 >= 0
     creator_clicks: np.ndarray  # [B, C] float32 >= 0
     follows: np.ndarray  # [B, C] bool
-    seen: np.ndarray  # [B, N] bool
-    consumed: np.ndarray  # [B, N] bool
+    seen: np.ndarray  # [B, ceil(N / 8)] uint8 bitset: items shown to the user
+    consumed: np.ndarray  # [B, ceil(N / 8)] uint8 bitset: items the user clicked
     patience: np.ndarray  # [B] float32 >= 0
     satisfaction: np.ndarray  # [B] float32 in [0, 1]
     session_step: np.ndarray  # [B] int32
@@ -109,6 +110,14 @@ class UserState(BatchState):
     instruction_vec: np.ndarray  # [B, T] float32 in {-1, 0, 1}
     instruction_age: np.ndarray  # [B] int32 steps since the last instruction
     population_row: np.ndarray  # [B] int64 row of the fitted population (-1 = sampled)
+
+    def was_shown(self, items: np.ndarray) -> np.ndarray:
+        """[B, m] bool: item items[b, j] was shown to user b before."""
+        return gather_bits(self.seen, items)
+
+    def was_consumed(self, items: np.ndarray) -> np.ndarray:
+        """[B, m] bool: user b clicked item items[b, j] before."""
+        return gather_bits(self.consumed, items)
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,8 +180,8 @@ class ParametricUserModel:
             creator_affinity=np.zeros((n_users, c), f32),
             creator_clicks=np.zeros((n_users, c), f32),
             follows=np.zeros((n_users, c), dtype=bool),
-            seen=np.zeros((n_users, n), dtype=bool),
-            consumed=np.zeros((n_users, n), dtype=bool),
+            seen=np.zeros((n_users, bitset_width(n)), dtype=np.uint8),
+            consumed=np.zeros((n_users, bitset_width(n)), dtype=np.uint8),
             patience=np.zeros(n_users, f32),
             satisfaction=np.zeros(n_users, f32),
             session_step=np.zeros(n_users, dtype=np.int32),
@@ -469,13 +478,13 @@ def _sig(x: float) -> float:
 
 @njit(cache=True, nogil=True, inline="always")
 def _item_terms(
-    b, j, item, topic_idx, topic_w, topic_n, item_latent, quality, creator_of, nov_pop, interest,
-    latent, novelty_session,
-    fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec, instr_age, p,
-    comps,
+    b, j, item, lat_dot, topic_idx, topic_w, topic_n, quality, creator_of, nov_pop, interest,
+    novelty_session, fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec,
+    instr_age, p, comps,
 ):  # fmt: skip
-    """Utility terms of ``item`` for user ``b`` into comps[b, j, :]; returns (utility,
-    novelty)."""
+    """Utility terms of ``item`` (slot j) for user ``b`` into comps[b, j, :]; returns
+    (utility, novelty). ``lat_dot[b, j]`` holds the latent match, computed beforehand by
+    ``_latent_dots`` (a separate tight loop: fused in here it ran several times slower)."""
     active = instr_age[b] < p[P_INSTR_MEMORY]
     s_int = 0.0
     s_fat = 0.0
@@ -491,16 +500,13 @@ def _item_terms(
             s_new += w * math.exp(-x)
         if active:
             s_ins += w * instr_vec[b, t]
-    s_lat = 0.0
-    for d in range(latent.shape[1]):
-        s_lat += item_latent[item, d] * latent[b, d]
     c = creator_of[item]
     nov = 0.5 * s_new + 0.25 * (creator_clicks[b, c] == 0.0) + 0.25 * nov_pop[item]
-    if seen[b, item]:
+    if (seen[b, item >> 3] >> (item & 7)) & 1:
         nov *= 0.5
     terms = (
         p[P_INTEREST] * (s_int - 0.5),
-        p[P_LATENT] * s_lat,
+        p[P_LATENT] * lat_dot[b, j],
         p[P_QUALITY] * (2.0 * quality[item] - 1.0),
         p[P_CREATOR] * affinity[b, c],
         p[P_NOVELTY] * (novelty_session[b] - p[P_PIVOT]) * nov,
@@ -511,39 +517,52 @@ def _item_terms(
     for q in range(7):
         comps[b, j, q] = terms[q]
         total += terms[q]
-    if consumed[b, item]:
+    if (consumed[b, item >> 3] >> (item & 7)) & 1:
         total -= 2.0
     return total, nov
 
 
 @njit(cache=True, nogil=True)
+def _latent_dots(items, item_latent, latent, out):
+    """out[b, j] = item_latent[items[b, j]] . latent[b]."""
+    for b in range(items.shape[0]):
+        for j in range(items.shape[1]):
+            item = items[b, j]
+            s = 0.0
+            for d in range(latent.shape[1]):
+                s += item_latent[item, d] * latent[b, d]
+            out[b, j] = s
+
+
+@njit(cache=True, nogil=True)
 def _utility_batch(
     items, topic_idx, topic_w, topic_n, item_latent, quality, creator_of, nov_pop, interest, latent,
-    novelty_session,
-    fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec, instr_age, p,
-    comps, nov, util,
+    novelty_session, fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec,
+    instr_age, p, comps, nov, util,
 ):  # fmt: skip
+    lat_dot = np.empty(items.shape, dtype=np.float64)
+    _latent_dots(items, item_latent, latent, lat_dot)
     for b in range(items.shape[0]):
         for j in range(items.shape[1]):
             util[b, j], nov[b, j] = _item_terms(
-                b, j, items[b, j], topic_idx, topic_w, topic_n, item_latent, quality, creator_of,
-                nov_pop, interest, latent,
-                novelty_session, fatigue, exposure, affinity, creator_clicks, seen, consumed,
-                instr_vec, instr_age, p, comps,
+                b, j, items[b, j], lat_dot, topic_idx, topic_w, topic_n, quality, creator_of,
+                nov_pop, interest, novelty_session, fatigue, exposure, affinity, creator_clicks,
+                seen, consumed, instr_vec, instr_age, p, comps,
             )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def _respond(
     rng, items, valid, topic_idx, topic_w, topic_n, item_latent, quality, creator_of, nov_pop,
-    interest, latent,
-    novelty_session, fatigue, exposure, affinity, creator_clicks, seen, consumed, instr_vec,
-    instr_age, p, follows, patience, satisfaction, session_step, instr_in_session,
-    click, watch, like, follow, gift, comps, nov, util, probs, leave, instructed, p_leave,
-    unmet, choice, clicked_topics,
+    interest, latent, novelty_session, fatigue, exposure, affinity, creator_clicks, seen,
+    consumed, instr_vec, instr_age, p, follows, patience, satisfaction, session_step,
+    instr_in_session, click, watch, like, follow, gift, comps, nov, util, probs, leave,
+    instructed, p_leave, unmet, choice, clicked_topics,
 ):  # fmt: skip
     """One step for every user (see the module docstring for the model)."""
     n_users, k = items.shape
+    lat_dot = np.empty(items.shape, dtype=np.float64)
+    _latent_dots(items, item_latent, latent, lat_dot)
     n_topics = fatigue.shape[1]
     temp = p[P_TEMPERATURE]
     for b in range(n_users):
@@ -554,10 +573,9 @@ def _respond(
         for j in range(k):
             if valid[b, j]:
                 util[b, j], nov[b, j] = _item_terms(
-                    b, j, items[b, j], topic_idx, topic_w, topic_n, item_latent, quality,
-                    creator_of, nov_pop, interest,
-                    latent, novelty_session, fatigue, exposure, affinity, creator_clicks, seen,
-                    consumed, instr_vec, instr_age, p, comps,
+                    b, j, items[b, j], lat_dot, topic_idx, topic_w, topic_n, quality, creator_of,
+                    nov_pop, interest, novelty_session, fatigue, exposure, affinity,
+                    creator_clicks, seen, consumed, instr_vec, instr_age, p, comps,
                 )  # fmt: skip
                 n_valid += 1
                 slate_nov += nov[b, j]
@@ -586,7 +604,7 @@ def _respond(
             fatigue[b, t] *= p[P_FATIGUE_DECAY]
         for j in range(k):
             item = items[b, j]
-            seen[b, item] = True
+            seen[b, item >> 3] |= np.uint8(1 << (item & 7))
             if valid[b, j]:
                 for q in range(topic_n[item]):
                     fatigue[b, topic_idx[item, q]] += p[P_FATIGUE_SHOW] * topic_w[item, q] / n_valid
@@ -615,7 +633,7 @@ def _respond(
             creator_clicks[b, c] += 1.0
             aff += p[P_AFF_LR] * (w - 0.4 + 0.5 * liked)
             affinity[b, c] = min(max(aff, 0.0), 3.0)
-            consumed[b, item] = True
+            consumed[b, item >> 3] |= np.uint8(1 << (item & 7))
             mass = 0.0
             for q in range(topic_n[item]):
                 t = topic_idx[item, q]
