@@ -73,10 +73,13 @@ def run_policy(
     progress: Any = None,
     task: Any = None,
 ) -> dict[str, Any]:
+    """Run ``policy`` until the first ``sim.episodes`` user lives (by episode id, i.e. in the
+    order they started) have all ended, and summarise exactly those lives. (Summarising the
+    first lives to *end* would over-represent short lives.)"""
     env = RecoWorldVectorEnv(num_envs=sim.users, config=world_config)
     rec = make_baseline(policy, env.world, seed=sim.seed)
     obs, _ = env.reset(seed=sim.seed)
-    b = sim.users
+    b, wanted = sim.users, sim.episodes
     ep_return = np.zeros(b)
     ep_len = np.zeros(b, dtype=np.int64)
     returns: list[float] = []
@@ -86,7 +89,8 @@ def run_policy(
     totals = dict.fromkeys((*keys, "session_ends"), 0.0)
     for t in range(sim.max_steps):
         obs, reward, terminated, truncated, info = env.step(rec.act(obs))
-        live = info["_click"]
+        # slots that stepped (not autoreset) and belong to the lives being summarised
+        live = info["_click"] & (info["episode_id"] < wanted)
         if log is not None:
             log.record(t, info, reward, terminated, truncated)
         totals["steps"] += int(live.sum())
@@ -100,19 +104,23 @@ def run_policy(
         totals["session_ends"] += int(info["session_end"][live].sum())
         ep_return += np.where(live, reward, 0.0)
         ep_len += live
-        done = terminated | truncated
+        done = (terminated | truncated) & live
         for i in np.flatnonzero(done):
             returns.append(float(ep_return[i]))
             lengths.append(int(ep_len[i]))
             sessions.append(int(info["session"][i]) + 1)
-        ep_return[done] = 0.0
-        ep_len[done] = 0
+        ep_return[terminated | truncated] = 0.0
+        ep_len[terminated | truncated] = 0
         if progress is not None:
-            progress.update(task, completed=min(len(returns), sim.episodes))
-        if len(returns) >= sim.episodes:
+            progress.update(task, completed=len(returns))
+        if len(returns) >= wanted:
             break
-    return summarize(returns[: sim.episodes], lengths[: sim.episodes], sessions[: sim.episodes],
-                     totals)  # fmt: skip
+    else:
+        raise RuntimeError(
+            f"{policy}: only {len(returns)} of {wanted} user lives ended within "
+            f"simulate.max_steps={sim.max_steps} steps"
+        )
+    return summarize(returns, lengths, sessions, totals)
 
 
 def plot_retention(summary: dict[str, dict[str, Any]], path: Path) -> Path:

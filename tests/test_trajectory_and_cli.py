@@ -112,3 +112,19 @@ def test_cli_catalog_and_config(tmp_path, capsys):
     assert "100000" in out and "943" in out and save.exists()
     assert main(["config"]) == 0
     assert "slate_size" in capsys.readouterr().out
+
+
+def test_summary_covers_the_first_lives_started(tmp_path):
+    """The summary is over episode ids 0..E-1 (in start order), not the first E to end."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(RUN_YAML.replace("policies: [random, popular, oracle]", "policies: [random]"))
+    out = tmp_path / "out"
+    assert main(["simulate", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())["random"]
+    table = read_trajectories(out / "trajectories_random.parquet").to_pandas()
+    first = table[table["episode_id"] < 20]
+    assert first["episode_id"].nunique() == 20
+    assert summary["mean_steps_per_episode"] == pytest.approx(len(first) / 20)
+    assert summary["mean_return"] == pytest.approx(first["reward"].sum() / 20, rel=1e-4)
+    ended = first[first["terminated"] | first["truncated"]]["episode_id"]
+    assert sorted(ended) == list(range(20))
