@@ -205,3 +205,11 @@ def test_env_docstring_examples_run():
 
     result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_gymnasium_sync_vectorization_also_works(small_config):
+    envs = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="sync", config=small_config)
+    obs, _ = envs.reset(seed=0)
+    for _ in range(20):
+        obs, reward, term, trunc, info = envs.step(envs.action_space.sample())
+        assert envs.observation_space.contains(obs) and reward.shape == (2,)

@@ -30,6 +30,22 @@ def build_world_config(
     return resolve_world_config(config, overrides)
 
 
+def build_world(
+    n_users: int,
+    catalog: str | Path | Catalog | None,
+    simulator: str | None,
+    representation: str | None,
+    config: WorldConfig | str | Path | dict[str, Any] | None,
+    render_mode: str | None,
+    render_modes: list[str],
+) -> World:
+    """Check ``render_mode`` and build the ``World`` behind an env (single or vector)."""
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode={render_mode!r}: supported {render_modes}")
+    cfg = build_world_config(config, catalog, simulator, representation)
+    return World(cfg, n_users=n_users, catalog=catalog if isinstance(catalog, Catalog) else None)
+
+
 def format_step(world: World, info: dict[str, Any], reward: float, row: int = 0) -> str:
     """A readable transcript of one step for user ``row`` (used by ``render_mode='ansi'``)."""
     cat = world.catalog
@@ -171,13 +187,11 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         config: WorldConfig | str | Path | dict[str, Any] | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r}: supported {self.metadata['render_modes']}"
-            )
-        self.config = build_world_config(config, catalog, simulator, representation)
-        cat_obj = catalog if isinstance(catalog, Catalog) else None
-        self.world = World(self.config, n_users=1, catalog=cat_obj)
+        self.world = build_world(
+            1, catalog, simulator, representation, config, render_mode,
+            self.metadata["render_modes"],
+        )  # fmt: skip
+        self.config = self.world.config
         self.observation_space = self.world.observation_space
         self.action_space = self.world.action_space
         self.render_mode = render_mode

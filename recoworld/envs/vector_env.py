@@ -22,8 +22,7 @@ from gymnasium.vector.utils import batch_space
 
 from recoworld.catalog import Catalog
 from recoworld.config import WorldConfig
-from recoworld.envs.recoworld_env import build_world_config, format_step
-from recoworld.envs.world import World
+from recoworld.envs.recoworld_env import build_world, format_step
 
 
 class RecoWorldVectorEnv(VectorEnv):
@@ -40,13 +39,11 @@ class RecoWorldVectorEnv(VectorEnv):
         config: WorldConfig | str | Path | dict[str, Any] | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r}: supported {self.metadata['render_modes']}"
-            )
-        self.config = build_world_config(config, catalog, simulator, representation)
-        cat_obj = catalog if isinstance(catalog, Catalog) else None
-        self.world = World(self.config, n_users=num_envs, catalog=cat_obj)
+        self.world = build_world(
+            num_envs, catalog, simulator, representation, config, render_mode,
+            self.metadata["render_modes"],
+        )  # fmt: skip
+        self.config = self.world.config
         self.num_envs = num_envs
         self.single_observation_space = self.world.observation_space
         self.single_action_space = self.world.action_space
