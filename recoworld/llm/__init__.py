@@ -1,0 +1,52 @@
+"""LLM backends behind one batched, structured-output interface.
+
+``make_backend(LLMConfig)`` returns the ``vllm`` (in-process engine, default) or ``openai``
+(any OpenAI-compatible server) backend, with the SQLite response cache attached when
+enabled. ``generate(requests, schema)`` returns validated ``Completion``s (see ``base``)."""
+
+from __future__ import annotations
+
+from recoworld.config import LLMConfig
+from recoworld.llm.base import LLMBackend
+from recoworld.llm.cache import ResponseCache
+from recoworld.llm.models import cache_dir, prepare_embedded_model, resolve_model
+from recoworld.llm.types import (
+    BackendError,
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    LLMError,
+    RawCompletion,
+    StructuredOutputError,
+)
+
+__all__ = [
+    "BackendError",
+    "ChatMessage",
+    "ChatRequest",
+    "Completion",
+    "LLMBackend",
+    "LLMConfig",
+    "LLMError",
+    "RawCompletion",
+    "ResponseCache",
+    "StructuredOutputError",
+    "cache_dir",
+    "make_backend",
+    "prepare_embedded_model",
+    "resolve_model",
+]
+
+
+def make_backend(config: LLMConfig | None = None) -> LLMBackend:
+    cfg = config or LLMConfig()
+    cache = None
+    if cfg.cache:
+        cache = ResponseCache(cfg.cache_path or cache_dir() / "llm_responses.sqlite")
+    if cfg.backend == "vllm":
+        from recoworld.llm.vllm_backend import VLLMBackend
+
+        return VLLMBackend(cfg, cache)
+    from recoworld.llm.openai_backend import OpenAIBackend
+
+    return OpenAIBackend(cfg, cache)

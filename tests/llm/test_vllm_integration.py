@@ -1,0 +1,62 @@
+"""The real vLLM engine (CPU build) with the embedded SmolLM2-135M-Instruct."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, Field
+
+from recoworld.config import LLMConfig
+from recoworld.llm import ChatRequest, make_backend, prepare_embedded_model
+
+pytestmark = pytest.mark.slow
+
+
+class Review(BaseModel):
+    click: bool
+    watch_fraction: float = Field(ge=0.0, le=1.0)
+    reason: str = Field(max_length=60)
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    prepare_embedded_model()
+    cfg = LLMConfig(backend="vllm", cache_path=tmp_path_factory.mktemp("llm") / "c.sqlite",
+                    max_tokens=128)  # fmt: skip
+    b = make_backend(cfg)
+    yield b
+    b.close()
+
+
+def _requests(n: int) -> list[ChatRequest]:
+    system = "You are a user of a video app. You love cooking and travel. Answer in JSON."
+    return [
+        ChatRequest.of(
+            system,
+            f"Item {i}: 'A 10-minute pasta recipe, part {i}'. Do you click?",
+            request_id=f"user-{i}/step-0",
+        )
+        for i in range(8)
+    ]
+
+
+def test_batched_guided_json_is_valid(backend):
+    out = backend.generate(_requests(8), Review)
+    assert len(out) == 8 and all(c.ok for c in out)
+    assert [c.request_id for c in out] == [f"user-{i}/step-0" for i in range(8)]
+    assert all(c.prompt_tokens > 20 and c.completion_tokens > 3 for c in out)
+    assert all(0.0 <= c.parsed.watch_fraction <= 1.0 for c in out)
+    # guided decoding: (almost) everything valid at the first try
+    assert backend.stats["first_try_valid"] >= 7
+
+
+def test_cache_replays_exactly(backend):
+    first = backend.generate(_requests(4), Review)
+    again = backend.generate(_requests(4), Review)
+    assert all(c.cached for c in again)
+    assert [c.text for c in again] == [c.text for c in first]
+
+
+def test_model_preparation_is_idempotent_and_complete():
+    path = prepare_embedded_model()
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    assert prepare_embedded_model() == path
