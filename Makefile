@@ -40,6 +40,8 @@ endif
 
 demo: $(STAMP)
 	$(BIN)/recoworld simulate --config experiments/configs/demo.yaml --out runs/demo
+	$(BIN)/recoworld transcript --config experiments/configs/demo.yaml --simulator hybrid \
+		--users 3 --steps 15 --out runs/demo/transcript.md
 
 models: $(STAMP)
 	$(BIN)/recoworld models prepare

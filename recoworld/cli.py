@@ -4,6 +4,7 @@
     recoworld catalog --source movielens [--save catalog.parquet]
     recoworld config [--config FILE]          # print the full, validated world config
     recoworld models prepare                  # convert the embedded LLM for vLLM (once)
+    recoworld transcript --simulator hybrid   # a few users' sessions, readable
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
@@ -84,6 +85,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transcript(args: argparse.Namespace) -> int:
+    from recoworld.simulate import write_transcript
+
+    world_raw, _ = _read_run_file(args.config)
+    overrides: dict[str, Any] = {}
+    if args.simulator:
+        overrides["simulator"] = args.simulator
+    if args.catalog:
+        overrides["catalog"] = {"source": args.catalog}
+    world = resolve_world_config(world_raw, overrides)
+    if world.simulator != "parametric":
+        console.print(f"starting the LLM backend ({world.llm.backend}: {world.llm.model}) ...")
+    text = write_transcript(world, args.out, args.users, args.steps, args.policy, args.seed)
+    console.print(text, markup=False, highlight=False)
+    console.print(f"written to [bold]{args.out}[/]")
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     catalog, data = load_catalog(CatalogConfig(source=args.source))
     info = catalog.describe()
@@ -136,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, help="seed shared by all policies")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=cmd_simulate)
+
+    tr = sub.add_parser("transcript", help="print and save a few users' sessions, as text")
+    tr.add_argument("--config", help="run YAML (its world: section)")
+    tr.add_argument("--simulator", choices=["parametric", "hybrid"])
+    tr.add_argument("--catalog", help="catalog source: synthetic, movielens or a path")
+    tr.add_argument("--users", type=int, default=3)
+    tr.add_argument("--steps", type=int, default=15)
+    tr.add_argument("--policy", default="popular", choices=["random", "popular", "oracle"])
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", default="runs/transcript.md")
+    tr.set_defaults(func=cmd_transcript)
 
     cat = sub.add_parser("catalog", help="load a catalog and describe it")
     cat.add_argument("--source", default="synthetic")

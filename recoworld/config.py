@@ -258,7 +258,12 @@ class VLLMEngineConfig(StrictModel):
     block_size: int = Field(32, ge=1, description="KV block size (32 keeps short prefixes cached).")
     max_model_len: int = Field(2048, ge=128, description="Context length the engine reserves.")
     gpu_memory_utilization: float = Field(
-        0.5, gt=0.0, le=1.0, description="Share of device memory (or CPU KV space) to use."
+        0.12,
+        gt=0.0,
+        le=1.0,
+        description="Share of device memory to reserve; on the CPU build, of *system* memory "
+        "(0.12 of 24 GiB leaves ~1.6 GiB of KV cache: 76k tokens for SmolLM2, and room for a "
+        "second engine and the RL learner). Raise it on GPUs.",
     )
     dtype: str = Field("auto", description="Model dtype ('auto', 'bfloat16', 'float32', ...).")
 
@@ -306,8 +311,10 @@ class LLMConfig(StrictModel):
 class WorldConfig(StrictModel):
     """Everything that defines a world. ``simulator``/``representation`` pick the variants."""
 
-    simulator: Literal["parametric"] = Field(
-        "parametric", description="User simulator ('llm' and 'hybrid' arrive with LLM users)."
+    simulator: Literal["parametric", "hybrid"] = Field(
+        "parametric",
+        description="'parametric': numpy users; 'hybrid': parametric behaviour with "
+        "LLM-written instructions (needs the `llm` backend).",
     )
     representation: Literal["text"] = Field(
         "text", description="How items are represented to users and policies."
@@ -317,6 +324,7 @@ class WorldConfig(StrictModel):
     users: ParametricUserConfig = Field(default_factory=ParametricUserConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     episode: EpisodeConfig = Field(default_factory=EpisodeConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> WorldConfig:

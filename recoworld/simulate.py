@@ -147,6 +147,47 @@ def plot_retention(summary: dict[str, dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def write_transcript(
+    world_config: WorldConfig,
+    out_path: str | Path,
+    users: int = 3,
+    steps: int = 15,
+    policy: str = "popular",
+    seed: int = 0,
+) -> str:
+    """Readable transcripts of ``users`` simulated users for ``steps`` steps (slates, what
+    each user did and why, mindsets, instructions and where their sentence came from);
+    written atomically to ``out_path`` and returned."""
+    from recoworld.envs.recoworld_env import format_step
+
+    cfg = world_config.model_copy(deep=True)
+    cfg.episode.text_info = "all"
+    env = RecoWorldVectorEnv(num_envs=users, config=cfg)
+    try:
+        rec = make_baseline(policy, env.world, seed=seed)
+        obs, _ = env.reset(seed=seed)
+        lines: dict[int, list[str]] = {b: [] for b in range(users)}
+        for _ in range(steps):
+            obs, reward, terminated, truncated, info = env.step(rec.act(obs))
+            for b in np.flatnonzero(info["_click"]):
+                text = format_step(env.world, info, float(reward[b]), row=int(b))
+                source = info.get("instruction_source")
+                if source is not None and source[b]:
+                    text += f"\n  (instruction sentence: {source[b]})"
+                lines[int(b)].append(text)
+                if terminated[b] or truncated[b]:
+                    lines[int(b)].append("  == episode over ==")
+    finally:
+        env.close()
+    doc = [f"# Transcripts: {users} users, {steps} steps, policy {policy}, "
+           f"simulator {cfg.simulator}, seed {seed}\n"]  # fmt: skip
+    for b, entries in lines.items():
+        doc.append(f"## user slot {b}\n\n```\n" + "\n".join(entries) + "\n```\n")
+    text = "\n".join(doc)
+    atomic_write(Path(out_path), lambda tmp: Path(tmp).write_text(text))
+    return text
+
+
 def run_simulation(
     world_config: WorldConfig, sim: SimulateConfig, out_dir: str | Path, show_progress: bool = True
 ) -> dict[str, dict[str, Any]]:

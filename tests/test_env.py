@@ -213,3 +213,15 @@ def test_gymnasium_sync_vectorization_also_works(small_config):
     for _ in range(20):
         obs, reward, term, trunc, info = envs.step(envs.action_space.sample())
         assert envs.observation_space.contains(obs) and reward.shape == (2,)
+
+
+def test_import_keeps_numba_out_so_vllm_workers_can_start():
+    """vLLM's spawned CPU workers re-import the main module and choke on llvmlite; importing
+    the package (or its CLI) must not load numba/llvmlite."""
+    import subprocess
+    import sys
+
+    code = ("import sys, recoworld, recoworld.cli, recoworld.simulate, recoworld.llm; "
+            "print('numba' in sys.modules, 'llvmlite' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -10,7 +10,9 @@ Sources (``CandidateMix`` weights, split into slot counts by largest remainder):
 - ``fresh``: uniform among the ``fresh_window`` newest releases.
 
 Every source costs O(B·M) (plus O(B·T) for the interest source), independent of catalog
-size; one compiled (numba) pass fills the [B, M] block. Duplicates within a user's M
+size; one compiled (numba) pass fills the [B, M] block (``candidate_kernel``, imported on
+first use so that ``import recoworld`` stays free of numba: see
+``recoworld.simulators.parametric_kernels``). Duplicates within a user's M
 candidates are redrawn uniformly; the slot layout is fixed, so ``sources`` (slot -> source
 id) is one [M] array shared by all users. Extra items can be injected per user (e.g. an item
 a friend shared) by overwriting slots after sampling.
@@ -19,7 +21,6 @@ a friend shared) by overwriting slots after sampling.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from recoworld.catalog.catalog import Catalog
 from recoworld.config import CandidateConfig
@@ -85,65 +86,11 @@ class CandidateGenerator:
         """Candidates [B, M] (int64, distinct per row). ``topic_history`` is [B, T] >= 0."""
         history = np.ascontiguousarray(topic_history, dtype=np.float64)
         out = np.empty((history.shape[0], self.n_candidates), dtype=np.int64)
-        _sample_candidates(
+        from recoworld.catalog.candidate_kernel import sample_candidates
+
+        sample_candidates(
             rng, history, self.counts, self._pop_prob, self._pop_alias, self._fresh,
             self._topic_items, self._topic_offsets, self._topic_counts, self.catalog.n_items,
             out,
         )  # fmt: skip
         return out
-
-
-@njit(cache=True, nogil=True)
-def _sample_candidates(
-    rng, history, counts, pop_prob, pop_alias, fresh, topic_items, topic_offsets, topic_counts,
-    n_items, out,
-):  # fmt: skip
-    """Fill ``out[b]`` with M distinct items per user (sources in slot order, then dedupe:
-    a repeated item is redrawn uniformly, after 64 misses the first unused item is taken)."""
-    n_users, m = out.shape
-    n_topics = history.shape[1]
-    for b in range(n_users):
-        j = 0
-        for _ in range(counts[0]):  # popular: alias table
-            u = rng.random() * n_items
-            i = min(int(u), n_items - 1)
-            out[b, j] = i if u - i < pop_prob[i] else pop_alias[i]
-            j += 1
-        for _ in range(counts[1]):  # random
-            out[b, j] = rng.integers(0, n_items)
-            j += 1
-        if counts[2] > 0:  # interest: topic ~ observed history (+0.05), item ~ U(topic)
-            total = 0.0
-            for t in range(n_topics):
-                if topic_counts[t] > 0:
-                    total += history[b, t] + 0.05
-            for _ in range(counts[2]):
-                u = rng.random() * total
-                topic = -1
-                for t in range(n_topics):
-                    if topic_counts[t] > 0:
-                        topic = t
-                        u -= history[b, t] + 0.05
-                        if u < 0.0:
-                            break
-                k = int(rng.random() * topic_counts[topic])
-                out[b, j] = topic_items[topic_offsets[topic] + min(k, topic_counts[topic] - 1)]
-                j += 1
-        for _ in range(counts[3]):  # fresh
-            out[b, j] = fresh[rng.integers(0, len(fresh))]
-            j += 1
-        for j in range(1, m):  # dedupe (M is small: quadratic is cheapest)
-            tries = 0
-            while True:
-                dup = False
-                for q in range(j):
-                    if out[b, q] == out[b, j]:
-                        dup = True
-                        break
-                if not dup:
-                    break
-                tries += 1
-                if tries <= 64:
-                    out[b, j] = rng.integers(0, n_items)
-                else:
-                    out[b, j] = (out[b, j] + 1) % n_items

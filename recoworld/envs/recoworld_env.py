@@ -11,6 +11,7 @@ import numpy as np
 from recoworld.catalog import Catalog
 from recoworld.config import WorldConfig, resolve_world_config
 from recoworld.envs.world import World
+from recoworld.llm import LLMBackend
 
 
 def build_world_config(
@@ -38,12 +39,14 @@ def build_world(
     config: WorldConfig | str | Path | dict[str, Any] | None,
     render_mode: str | None,
     render_modes: list[str],
+    llm_backend: LLMBackend | None = None,
 ) -> World:
     """Check ``render_mode`` and build the ``World`` behind an env (single or vector)."""
     if render_mode is not None and render_mode not in render_modes:
         raise ValueError(f"render_mode={render_mode!r}: supported {render_modes}")
     cfg = build_world_config(config, catalog, simulator, representation)
-    return World(cfg, n_users=n_users, catalog=catalog if isinstance(catalog, Catalog) else None)
+    cat = catalog if isinstance(catalog, Catalog) else None
+    return World(cfg, n_users=n_users, catalog=cat, llm_backend=llm_backend)
 
 
 def format_step(world: World, info: dict[str, Any], reward: float, row: int = 0) -> str:
@@ -149,7 +152,9 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     * ``catalog``: ``"synthetic"`` (default), ``"movielens"``, a path (ml-100k directory or
       a catalog ``.parquet``), or a ``Catalog`` object.
-    * ``simulator``: ``"parametric"`` (LLM and hybrid users arrive with the LLM issue).
+    * ``simulator``: ``"parametric"`` or ``"hybrid"`` (parametric behaviour, instructions
+      paraphrased by the LLM configured in ``config.llm`` when the paraphrase keeps their
+      meaning; ``llm_backend=`` shares an already started backend).
     * ``representation``: ``"text"``.
     * ``config``: a ``WorldConfig``, a YAML path or a dict — everything else (candidates,
       user model, reward, episode structure).
@@ -186,10 +191,11 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         representation: str | None = None,
         config: WorldConfig | str | Path | dict[str, Any] | None = None,
         render_mode: str | None = None,
+        llm_backend: LLMBackend | None = None,
     ) -> None:
         self.world = build_world(
             1, catalog, simulator, representation, config, render_mode,
-            self.metadata["render_modes"],
+            self.metadata["render_modes"], llm_backend,
         )  # fmt: skip
         self.config = self.world.config
         self.observation_space = self.world.observation_space
@@ -226,6 +232,10 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self.render_mode == "ansi":
             return self._last_text
         return None
+
+    def close(self) -> None:
+        self.world.close()
+        super().close()
 
 
 def _row(batch: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from gymnasium.vector.utils import batch_space
 from recoworld.catalog import Catalog
 from recoworld.config import WorldConfig
 from recoworld.envs.recoworld_env import build_world, format_step
+from recoworld.llm import LLMBackend
 
 
 class RecoWorldVectorEnv(VectorEnv):
@@ -38,10 +39,11 @@ class RecoWorldVectorEnv(VectorEnv):
         representation: str | None = None,
         config: WorldConfig | str | Path | dict[str, Any] | None = None,
         render_mode: str | None = None,
+        llm_backend: LLMBackend | None = None,
     ) -> None:
         self.world = build_world(
             num_envs, catalog, simulator, representation, config, render_mode,
-            self.metadata["render_modes"],
+            self.metadata["render_modes"], llm_backend,
         )  # fmt: skip
         self.config = self.world.config
         self.num_envs = num_envs
@@ -98,6 +100,11 @@ class RecoWorldVectorEnv(VectorEnv):
 
     def render(self) -> str | None:
         return self._last_text if self.render_mode == "ansi" else None
+
+    def close_extras(self, **kwargs: Any) -> None:
+        world = getattr(self, "world", None)  # absent if __init__ failed
+        if world is not None:
+            world.close()
 
 
 def _with_masks(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:

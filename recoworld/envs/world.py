@@ -30,7 +30,9 @@ from recoworld.catalog import CandidateGenerator, Catalog, MovieLensData, load_c
 from recoworld.config import WorldConfig
 from recoworld.envs.observation import ObservationEncoder, PlatformState
 from recoworld.envs.reward import compose_reward
+from recoworld.llm import LLMBackend, make_backend
 from recoworld.simulators.base import Responses
+from recoworld.simulators.hybrid import HybridUserModel
 from recoworld.simulators.instructions import InstructionParser
 from recoworld.simulators.movielens_users import fit_movielens_population
 from recoworld.simulators.parametric import ParametricUserModel, UserState
@@ -47,6 +49,7 @@ class World:
         n_users: int,
         catalog: Catalog | None = None,
         movielens: MovieLensData | None = None,
+        llm_backend: LLMBackend | None = None,
     ) -> None:
         if n_users < 1:
             raise ValueError(f"n_users must be >= 1, got {n_users}")
@@ -61,7 +64,15 @@ class World:
             if movielens is None:
                 raise ValueError("users.source='movielens' needs a MovieLens catalog source")
             population = fit_movielens_population(movielens, config.users)
-        self.simulator = ParametricUserModel(catalog, config.users, population)
+        self._owned_backend: LLMBackend | None = None
+        if config.simulator == "hybrid":
+            if llm_backend is None:
+                llm_backend = self._owned_backend = make_backend(config.llm)
+            self.simulator: ParametricUserModel = HybridUserModel(
+                catalog, config.users, population, llm_backend
+            )
+        else:
+            self.simulator = ParametricUserModel(catalog, config.users, population)
         self.candidates = CandidateGenerator(catalog, config.candidates)
         ep = config.episode
         self.slate_size = ep.slate_size
@@ -79,6 +90,12 @@ class World:
         self.episode_id = np.zeros(n_users, dtype=np.int64)
         self._next_episode = 0
         self.seed(None)
+
+    def close(self) -> None:
+        """Release the LLM backend if this world started it."""
+        if self._owned_backend is not None:
+            self._owned_backend.close()
+            self._owned_backend = None
 
     # ------------------------------------------------------------------ seeding / reset
     def seed(self, seed: int | None) -> None:
@@ -265,6 +282,11 @@ class World:
         mode = self.config.episode.text_info
         if mode != "none":
             info["instruction"] = np.array(resp.instruction, dtype=object)
+            outcome = resp.extra.get("paraphrase_outcome")
+            if outcome is not None:  # hybrid: where each instruction's sentence came from
+                source = np.full(len(resp.instructed), None, dtype=object)
+                source[np.flatnonzero(resp.instructed)] = outcome
+                info["instruction_source"] = source
         if mode == "all":
             titles = self.catalog.titles
             info["titles"] = np.array(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -71,8 +71,16 @@ class LLMBackend(ABC):
         """Transport: one raw completion per request, in order. Raise ``BackendError`` when
         the transport fails after its own retries."""
 
-    def generate(self, requests: list[ChatRequest], schema: type[BaseModel]) -> list[Completion]:
-        """Validated completions for ``requests`` (same order); see the module docstring."""
+    def generate(
+        self,
+        requests: list[ChatRequest],
+        schema: type[BaseModel],
+        on_invalid: Literal["raise", "record"] | None = None,
+    ) -> list[Completion]:
+        """Validated completions for ``requests`` (same order); see the module docstring.
+        ``on_invalid`` overrides the config for this call (callers with a defined fallback
+        pass "record" and count the failures)."""
+        on_invalid = on_invalid or self.config.on_invalid
         if not requests:
             return []
         json_schema = schema_of(schema)
@@ -137,7 +145,7 @@ class LLMBackend(ABC):
 
         for i in pending:  # every attempt failed validation
             self.stats["failed"] += 1
-            if self.config.on_invalid == "raise":
+            if on_invalid == "raise":
                 raise StructuredOutputError(
                     requests[i].request_id, schema.__name__, errors[i], history[i]
                 )

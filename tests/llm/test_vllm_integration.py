@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, Field
 
-from recoworld.config import LLMConfig
-from recoworld.llm import ChatRequest, make_backend, prepare_embedded_model
+from recoworld.llm import ChatRequest, prepare_embedded_model
 
 pytestmark = pytest.mark.slow
 
@@ -17,14 +16,9 @@ class Review(BaseModel):
     reason: str = Field(max_length=60)
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory):
-    prepare_embedded_model()
-    cfg = LLMConfig(backend="vllm", cache_path=tmp_path_factory.mktemp("llm") / "c.sqlite",
-                    max_tokens=128)  # fmt: skip
-    b = make_backend(cfg)
-    yield b
-    b.close()
+@pytest.fixture()
+def backend(vllm_backend):
+    return vllm_backend
 
 
 def _requests(n: int) -> list[ChatRequest]:

@@ -42,7 +42,7 @@ def vllm_server(tmp_path_factory):
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
            "--served-model-name", EMBEDDED_NAME, "--host",
            "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", "2048",
-           "--block-size", "32", "--gpu-memory-utilization", "0.5", "--seed", "0"]  # fmt: skip
+           "--block-size", "32", "--gpu-memory-utilization", "0.12", "--seed", "0"]  # fmt: skip
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)  # fmt: skip

@@ -1,0 +1,123 @@
+"""The hybrid simulator: parametric users decide, an LLM speaks when there is something to say.
+
+Actions (clicks, watch, likes, follows, gifts, leaving) and the *fields* of every
+instruction (more of / less of which topics, something new) come from the parametric model
+and its hidden state, exactly as in the parametric world: for the same seed the two worlds
+take the same trajectory. The LLM is asked only for the few users who write an instruction
+this step, all in one batch: it rewrites the templated sentence in the user's voice, given
+its persona. A paraphrase is kept only if it looks like something a user typed (no markup,
+no echo of the prompt, not cut off: ``looks_clean``) and ``InstructionParser`` reads it back
+to the same fields; otherwise the template stands and the fallback is counted (invalid
+output, unclean text, or a mismatch), so the recommender never reads a sentence that says
+something the user does not want. PLATFORM.md measured that the embedded 135M model cannot
+verbalise a state (0-1 % correct): with it, expect the template to stand almost always; a
+capable model (an HF directory or an OpenAI-compatible server, via ``LLMConfig``) produces
+real language through the same path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from recoworld.catalog.catalog import Catalog
+from recoworld.config import ParametricUserConfig
+from recoworld.llm.base import LLMBackend
+from recoworld.prompts import chat_request
+from recoworld.simulators.base import Responses
+from recoworld.simulators.instructions import InstructionParser
+from recoworld.simulators.parametric import FittedPopulation, ParametricUserModel, UserState
+from recoworld.simulators.persona import personas
+
+PROMPT_ECHOES = ("json", "name each", "you want more of", "you want less of", "in your own words",
+                 "reply as", "the app:", "data>")  # fmt: skip
+
+
+def looks_clean(text: str) -> bool:
+    """A sentence a user could have typed: no markup, no echo of the prompt's wording, and a
+    finished last sentence (not cut off at the token limit)."""
+    t = text.strip()
+    low = t.lower()
+    return (
+        len(t) >= 8
+        and "<" not in t
+        and ">" not in t
+        and t[-1] in ".!?"
+        and not any(echo in low for echo in PROMPT_ECHOES)
+    )
+
+
+class Paraphrase(BaseModel):
+    """What the LLM returns for an instruction paraphrase."""
+
+    text: str = Field(min_length=3, max_length=200)
+
+
+class HybridUserModel(ParametricUserModel):
+    """Parametric behaviour + LLM-written instructions (see module docstring)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        config: ParametricUserConfig | None = None,
+        population: FittedPopulation | None = None,
+        backend: LLMBackend | None = None,
+    ) -> None:
+        super().__init__(catalog, config, population)
+        if backend is None:
+            raise ValueError("the hybrid simulator needs an LLM backend")
+        self.backend = backend
+        self.parser = InstructionParser(catalog.topic_names)
+        self.stats = {"instructions": 0, "paraphrased": 0, "fallback_invalid": 0,
+                      "fallback_unclean": 0, "fallback_mismatch": 0}  # fmt: skip
+
+    def respond(
+        self,
+        state: UserState,
+        items: np.ndarray,
+        valid: np.ndarray,
+        rng: np.random.Generator,
+        text: str = "all",
+    ) -> Responses:
+        resp = super().respond(state, items, valid, rng, "instructions" if text == "none" else text)
+        who = np.flatnonzero(resp.instructed)
+        outcome = np.full(len(who), "", dtype=object)
+        if who.size:
+            outcome = self._paraphrase(state, who, resp)
+        resp.extra["paraphrase_outcome"] = outcome  # per instructing user, in row order
+        return resp
+
+    def _paraphrase(self, state: UserState, who: np.ndarray, resp: Responses) -> np.ndarray:
+        names = self.catalog.topic_names
+        vectors = resp.extra["instruction_vector"]
+        people = personas(state, who, self.catalog)
+        requests = []
+        for j, b in enumerate(who):
+            vec = vectors[j]
+            requests.append(
+                chat_request(
+                    "instruction_paraphrase",
+                    request_id=f"hybrid/row-{b}/session-{state.session_index[b]}"
+                    f"/step-{state.session_step[b]}",
+                    persona=people[j].describe(),
+                    sentence=resp.instruction[b],
+                    more=[names[t] for t in np.flatnonzero(vec[:-1] > 0)],
+                    less=[names[t] for t in np.flatnonzero(vec[:-1] < 0)],
+                    novelty=bool(vec[-1]),
+                )
+            )
+        completions = self.backend.generate(requests, Paraphrase, on_invalid="record")
+        outcome = np.empty(len(who), dtype=object)
+        for j, (b, c) in enumerate(zip(who, completions, strict=True)):
+            if not c.ok:
+                outcome[j] = "fallback_invalid"
+            elif not looks_clean(c.parsed.text):  # type: ignore[union-attr]
+                outcome[j] = "fallback_unclean"
+            elif np.array_equal(self.parser.vector(c.parsed.text), vectors[j]):  # type: ignore[union-attr]
+                resp.instruction[b] = c.parsed.text  # type: ignore[union-attr]
+                outcome[j] = "paraphrased"
+            else:
+                outcome[j] = "fallback_mismatch"
+            self.stats[outcome[j]] += 1
+        self.stats["instructions"] += len(who)
+        return outcome
