@@ -266,6 +266,11 @@ class VLLMEngineConfig(StrictModel):
         "second engine and the RL learner). Raise it on GPUs.",
     )
     dtype: str = Field("auto", description="Model dtype ('auto', 'bfloat16', 'float32', ...).")
+    compact_json: bool = Field(
+        True,
+        description="Guided JSON without free whitespace: fewer tokens, and small models cannot "
+        "run out of budget emitting blank lines.",
+    )
 
 
 class LLMConfig(StrictModel):

@@ -29,7 +29,7 @@ def configure_cpu_environment(threads: str) -> None:
     """Thread binding for the CPU build; must happen before vLLM starts its engine."""
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", threads)
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
 class VLLMBackend(LLMBackend):
@@ -78,7 +78,11 @@ class VLLMBackend(LLMBackend):
                     temperature=s["temperature"],
                     top_p=s["top_p"],
                     max_tokens=s["max_tokens"],
-                    structured_outputs=StructuredOutputsParams(json=schema) if schema else None,
+                    structured_outputs=StructuredOutputsParams(
+                        json=schema, disable_any_whitespace=self.config.vllm.compact_json
+                    )
+                    if schema
+                    else None,
                 )
             )
         start = time.perf_counter()
