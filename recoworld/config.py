@@ -266,10 +266,14 @@ class VLLMEngineConfig(StrictModel):
         "second engine and the RL learner). Raise it on GPUs.",
     )
     dtype: str = Field("auto", description="Model dtype ('auto', 'bfloat16', 'float32', ...).")
+    structured_outputs_backend: str = Field(
+        "xgrammar", description="Guided-decoding backend ('xgrammar', 'guidance', 'auto', ...)."
+    )
     compact_json: bool = Field(
         True,
-        description="Guided JSON without free whitespace: fewer tokens, and small models cannot "
-        "run out of budget emitting blank lines.",
+        description="Guided JSON without free whitespace (engine-wide; xgrammar/guidance only): "
+        "fewer tokens, and small models cannot pad the JSON with blank lines until cut off "
+        "(measured: 77 % -> 91 % valid at the first try on SmolLM2 slate reviews).",
     )
 
 

@@ -58,6 +58,12 @@ class VLLMBackend(LLMBackend):
             gpu_memory_utilization=e.gpu_memory_utilization,
             enforce_eager=e.enforce_eager,
             dtype=e.dtype,
+            structured_outputs_config={
+                "backend": e.structured_outputs_backend,
+                # vLLM supports compact JSON only with these two backends
+                "disable_any_whitespace": e.compact_json
+                and e.structured_outputs_backend in ("xgrammar", "guidance"),
+            },
         )
 
     @property
@@ -78,11 +84,7 @@ class VLLMBackend(LLMBackend):
                     temperature=s["temperature"],
                     top_p=s["top_p"],
                     max_tokens=s["max_tokens"],
-                    structured_outputs=StructuredOutputsParams(
-                        json=schema, disable_any_whitespace=self.config.vllm.compact_json
-                    )
-                    if schema
-                    else None,
+                    structured_outputs=StructuredOutputsParams(json=schema) if schema else None,
                 )
             )
         start = time.perf_counter()
