@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from recoworld.catalog import MissingDataPackageError, load_catalog
-from recoworld.config import CatalogConfig, resolve_world_config
+from recoworld.config import CatalogConfig, read_yaml_mapping, resolve_world_config
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
@@ -31,15 +29,10 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 def _read_run_file(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     if path is None:
         return {}, {}
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping with 'world:' and/or 'simulate:' sections")
+    data = read_yaml_mapping(path)
     unknown = set(data) - {"world", "simulate"}
     if unknown:
-        raise ValueError(f"{p}: unknown top-level sections {sorted(unknown)}")
+        raise ValueError(f"{path}: unknown top-level sections {sorted(unknown)}")
     return data.get("world") or {}, data.get("simulate") or {}
 
 

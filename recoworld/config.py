@@ -357,16 +357,22 @@ class WorldConfig(StrictModel):
 def load_world_config(path: str | Path) -> WorldConfig:
     """Read a (possibly partial) WorldConfig from YAML (top level, or under a ``world:``
     key); validation errors name the field."""
-    return WorldConfig.model_validate(_read_yaml_mapping(path))
+    return WorldConfig.model_validate(_read_world_mapping(path))
 
 
-def _read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file whose top level must be a mapping (clear errors otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     data: Any = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _read_world_mapping(path: str | Path) -> dict[str, Any]:
+    data = read_yaml_mapping(path)
     return data.get("world", data)
 
 
@@ -383,7 +389,7 @@ def resolve_world_config(
     elif config is None:
         data = {}
     else:
-        data = _read_yaml_mapping(config)
+        data = _read_world_mapping(config)
     _deep_merge(data, overrides or {})
     return WorldConfig.model_validate(data)
 

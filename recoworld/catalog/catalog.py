@@ -3,7 +3,7 @@
 A ``Catalog`` owns everything known about items: ids, titles, descriptions, topics
 (multi-hot over a topic vocabulary), creator (author), quality, duration, popularity,
 release time and a latent vector. It is immutable after construction; derived views
-(popularity percentiles, per-topic item index, self-information) are computed once.
+(popularity percentiles, per-topic item index, sparse topic lists) are computed once.
 
 Units: ``duration`` in minutes, ``release_time`` in days since 1970-01-01 (may be negative
 for old films), ``popularity`` is an interaction count (>= 0), ``quality`` in [0, 1].
@@ -120,12 +120,6 @@ class Catalog:
         """[N] rank of popularity in [0, 1] (1 = most popular); ties share the mean rank."""
         order = np.argsort(np.argsort(self.popularity, kind="stable"), kind="stable")
         return (order / max(self.n_items - 1, 1)).astype(np.float32)
-
-    @cached_property
-    def self_information(self) -> np.ndarray:
-        """[N] novelty as popularity self-information, -log2 p(i), with add-one smoothing."""
-        p = (self.popularity + 1.0) / (self.popularity.sum() + self.n_items)
-        return (-np.log2(p)).astype(np.float32)
 
     @cached_property
     def topic_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

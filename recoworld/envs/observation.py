@@ -51,6 +51,7 @@ USER_FEATURES = (
 )
 COUNTERS = ("session_index", "session_step", "total_steps", "instructions")
 EMA = 0.8
+NO_INSTRUCTION = 1e6  # steps_since_instruction of a session without one
 
 
 @dataclass
@@ -70,6 +71,15 @@ class PlatformState(BatchState):
     instructions_total: np.ndarray  # [B]
     n_follows: np.ndarray  # [B]
 
+    def start_session(self, rows: np.ndarray, gap_hours: np.ndarray) -> None:
+        """Users ``rows`` come back after ``gap_hours``: session logs and the session's
+        instruction start afresh; the long-term logs stay."""
+        self.session_clicks[rows] = 0.0
+        self.session_watch[rows] = 0.0
+        self.gap_hours[rows] = gap_hours
+        self.instruction[rows] = 0.0
+        self.steps_since_instruction[rows] = NO_INSTRUCTION
+
     @classmethod
     def zeros(cls, n: int, n_topics: int) -> PlatformState:
         f = np.float32
@@ -83,7 +93,7 @@ class PlatformState(BatchState):
             total_steps=np.zeros(n, f),
             gap_hours=np.zeros(n, f),
             instruction=np.zeros((n, n_topics + 1), f),
-            steps_since_instruction=np.full(n, 1e6, f),
+            steps_since_instruction=np.full(n, NO_INSTRUCTION, f),
             instructions_total=np.zeros(n, f),
             n_follows=np.zeros(n, f),
         )

@@ -80,10 +80,11 @@ class RecoWorldVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         done_before = self._autoreset.copy()
         if done_before.any():
-            # The slate of a finished slot is ignored; keep the batch well-formed.
+            # The slate of a finished slot is ignored (and the slot not simulated); keep
+            # the batch well-formed.
             actions = actions.copy()
             actions[done_before] = np.arange(self.world.slate_size) % self.world.n_candidates
-        obs, reward, terminated, truncated, info = self.world.step(actions)
+        obs, reward, terminated, truncated, info = self.world.step(actions, ~done_before)
         info = _with_masks(info, ~done_before)
         if done_before.any():
             rows = np.flatnonzero(done_before)

@@ -28,7 +28,7 @@ from gymnasium import spaces
 
 from recoworld.catalog import CandidateGenerator, Catalog, MovieLensData, load_catalog
 from recoworld.config import WorldConfig
-from recoworld.envs.observation import ObservationEncoder, PlatformState
+from recoworld.envs.observation import EMA, ObservationEncoder, PlatformState
 from recoworld.envs.reward import compose_reward
 from recoworld.llm import LLMBackend, make_backend
 from recoworld.simulators.base import Responses
@@ -144,14 +144,10 @@ class World:
     def _observe(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         st, p, c = self.state, self.platform, self.cands
         assert st is not None and p is not None and c is not None
-        if rows is not None:
-            return self.encoder.encode(
-                c[rows], p.take(rows), st.seen, st.consumed, st.follows, st.creator_clicks,
-                st.session_index[rows], st.session_step[rows], rows=rows,
-            )  # fmt: skip
+        sel = slice(None) if rows is None else rows
         return self.encoder.encode(
-            c, p, st.seen, st.consumed, st.follows, st.creator_clicks, st.session_index,
-            st.session_step,
+            c[sel], p if rows is None else p.take(rows), st.seen, st.consumed, st.follows,
+            st.creator_clicks, st.session_index[sel], st.session_step[sel], rows=rows,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ step
@@ -172,8 +168,10 @@ class World:
         return a.astype(np.int64, copy=False)
 
     def step(
-        self, actions: np.ndarray
+        self, actions: np.ndarray, active: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One step for all users; users outside ``active`` (the vector env's slots about
+        to be autoreset) are not simulated: no response, no session event, no LLM call."""
         st, p, cands = self.state, self.platform, self.cands
         if st is None or p is None or cands is None:
             raise RuntimeError("World.step called before reset()")
@@ -186,11 +184,14 @@ class World:
         session_index = st.session_index.copy()
         step_in_session = st.session_step.copy()
 
-        resp = self.simulator.respond(st, items, valid, self.rng_responses, text=ep.text_info)
+        active = np.ones(b, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        resp = self.simulator.respond(
+            st, items, valid, self.rng_responses, text=ep.text_info, active=active
+        )
 
         # session ends and retention
         left = resp.leave
-        session_end = left | (st.session_step >= ep.max_session_steps)
+        session_end = (left | (st.session_step >= ep.max_session_steps)) & active
         returned = np.zeros(b, dtype=bool)
         gap = np.zeros(b, dtype=np.float32)
         ends = np.flatnonzero(session_end)
@@ -205,11 +206,7 @@ class World:
         cont = np.flatnonzero(session_end & returned & ~last_session)
         if cont.size:
             self.simulator.start_session(st, cont, self.rng_responses)
-            p.session_clicks[cont] = 0.0
-            p.session_watch[cont] = 0.0
-            p.gap_hours[cont] = gap[cont]
-            p.instruction[cont] = 0.0
-            p.steps_since_instruction[cont] = 1e6
+            p.start_session(cont, gap[cont])
 
         self.cands = self.candidates.sample(self.rng_candidates, p.topic_history)
         obs = self._observe()
@@ -232,8 +229,8 @@ class World:
         decay = np.where(clicks > 0, self.config.episode.history_decay, 1.0)[:, None]
         p.topic_history *= decay
         p.topic_history += clicked_topics
-        p.ema_click = 0.8 * p.ema_click + 0.2 * clicks
-        p.ema_watch = 0.8 * p.ema_watch + 0.2 * watch
+        p.ema_click = EMA * p.ema_click + (1.0 - EMA) * clicks
+        p.ema_watch = EMA * p.ema_watch + (1.0 - EMA) * watch
         p.session_clicks += clicks
         p.session_watch += watch
         p.total_clicks += clicks

@@ -156,7 +156,8 @@ class LLMBackend(ABC):
                 backend=self.name, model=self.model_id, error=errors[i][-1],
                 history=history[i],
             )  # fmt: skip
-        return [r for r in results if r is not None]
+        assert all(r is not None for r in results), "every request is answered or raised"
+        return results  # type: ignore[return-value]
 
     def close(self) -> None:
         """Release engines, connections and the cache."""

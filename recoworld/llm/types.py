@@ -10,6 +10,7 @@ a default answer silently.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -45,13 +46,7 @@ class ChatRequest:
         return cls(messages=tuple(msgs), request_id=request_id, **kw)
 
     def with_messages(self, extra: list[ChatMessage]) -> ChatRequest:
-        return ChatRequest(
-            messages=(*self.messages, *extra),
-            request_id=self.request_id,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
-        )
+        return dataclasses.replace(self, messages=(*self.messages, *extra))
 
     def message_dicts(self) -> list[dict[str, str]]:
         return [m.as_dict() for m in self.messages]

@@ -10,7 +10,9 @@ the ground-truth utility of each shown item), per-user arrays ``[B]`` (leave, sa
 whether an instruction was written) and per-user text (instruction, reasoning, mindset; None
 where a user has nothing to say or text was not requested). A simulator that knows the
 structured fields of its instructions puts them in ``extra["instruction_vector"]`` (rows of
-the instructing users, in order) so the environment need not parse its own templates.
+the instructing users, in order) so the environment need not parse its own templates, and
+may put the normalised topics of each user's click in ``extra["clicked_topics"]`` ([B, T]).
+``respond(..., active=mask)`` leaves users outside the mask untouched (autoreset slots).
 """
 
 from __future__ import annotations
@@ -56,10 +58,6 @@ class Responses:
     mindset: list[str | None] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def batch_size(self) -> int:
-        return int(self.leave.shape[0])
-
 
 @runtime_checkable
 class UserSimulator(Protocol):
@@ -78,6 +76,7 @@ class UserSimulator(Protocol):
         valid: np.ndarray,
         rng: np.random.Generator,
         text: str = "all",
+        active: np.ndarray | None = None,
     ) -> Responses: ...
 
     def end_session(

@@ -4,7 +4,8 @@ Actions (clicks, watch, likes, follows, gifts, leaving) and the *fields* of ever
 instruction (more of / less of which topics, something new) come from the parametric model
 and its hidden state, exactly as in the parametric world: for the same seed the two worlds
 take the same trajectory. The LLM is asked only for the few users who write an instruction
-this step, all in one batch: it rewrites the templated sentence in the user's voice, given
+this step, all in one batch, and only when the world keeps text (``text_info`` other than
+"none"): it rewrites the templated sentence in the user's voice, given
 its persona. A paraphrase is kept only if it looks like something a user typed (no markup,
 no echo of the prompt, not cut off: ``looks_clean``) and ``InstructionParser`` reads it back
 to the same fields; otherwise the template stands and the fallback is counted (invalid
@@ -71,25 +72,18 @@ class HybridUserModel(ParametricUserModel):
         self.stats = {"instructions": 0, "paraphrased": 0, "fallback_invalid": 0,
                       "fallback_unclean": 0, "fallback_mismatch": 0}  # fmt: skip
 
-    def respond(
-        self,
-        state: UserState,
-        items: np.ndarray,
-        valid: np.ndarray,
-        rng: np.random.Generator,
-        text: str = "all",
-    ) -> Responses:
-        resp = super().respond(state, items, valid, rng, "instructions" if text == "none" else text)
-        who = np.flatnonzero(resp.instructed)
-        outcome = np.full(len(who), "", dtype=object)
-        if who.size:
-            outcome = self._paraphrase(state, who, resp)
-        resp.extra["paraphrase_outcome"] = outcome  # per instructing user, in row order
-        return resp
+    def say_instructions(
+        self, state: UserState, who: np.ndarray, vectors: np.ndarray, resp: Responses
+    ) -> None:
+        """Templates first (the fallback), then one LLM batch for the users ``who``; records
+        per user where the sentence came from in ``resp.extra["paraphrase_outcome"]``."""
+        super().say_instructions(state, who, vectors, resp)
+        resp.extra["paraphrase_outcome"] = self._paraphrase(state, who, vectors, resp)
 
-    def _paraphrase(self, state: UserState, who: np.ndarray, resp: Responses) -> np.ndarray:
+    def _paraphrase(
+        self, state: UserState, who: np.ndarray, vectors: np.ndarray, resp: Responses
+    ) -> np.ndarray:
         names = self.catalog.topic_names
-        vectors = resp.extra["instruction_vector"]
         people = personas(state, who, self.catalog)
         requests = []
         for j, b in enumerate(who):

@@ -244,12 +244,15 @@ class ParametricUserModel:
         valid: np.ndarray,
         rng: np.random.Generator,
         text: str = "all",
+        active: np.ndarray | None = None,
     ) -> Responses:
         """Answer slates ``items`` [B, k] (``valid`` [B, k] masks duplicate slots); updates
         ``state`` in place. One compiled pass over the users does choice, responses, state
         updates and the leave decision; instructions and text are written afterwards for
-        the users concerned."""
+        the users concerned. Users outside ``active`` (default: all active) are skipped:
+        no response, no state change, no text."""
         b, k = items.shape
+        active = np.ones(b, dtype=np.bool_) if active is None else np.asarray(active, np.bool_)
         t = self.catalog.n_topics
         items = np.ascontiguousarray(items, dtype=np.int64)
         valid = np.ascontiguousarray(valid, dtype=np.bool_)
@@ -268,7 +271,7 @@ class ParametricUserModel:
         from recoworld.simulators.parametric_kernels import respond_batch
 
         respond_batch(
-            rng, items, valid, *self._kernel_args(state), state.follows, state.patience,
+            rng, active, items, valid, *self._kernel_args(state), state.follows, state.patience,
             state.satisfaction, state.session_step, state.instructions_in_session,
             out_b["click"], watch, out_b["like"], out_b["follow"], out_b["gift"], comps, nov,
             util, probs, leave, instructed, p_leave, unmet, choice, clicked_topics,
@@ -276,11 +279,9 @@ class ParametricUserModel:
 
         instruction: list[str | None] = [None] * b
         instruction_vector = None
-        if instructed.any():
-            who = np.flatnonzero(instructed)
+        who = np.flatnonzero(instructed)
+        if who.size:
             instruction_vector = self._instruct(state, who, unmet)
-            if text != "none":
-                instruction = self._instruction_text(who, instruction_vector, instruction)
         resp = Responses(
             click=out_b["click"],
             watch=watch,
@@ -301,14 +302,24 @@ class ParametricUserModel:
                 "clicked_topics": clicked_topics,  # [B, T] normalised topics of the click
             },
         )
+        if who.size and text != "none":
+            self.say_instructions(state, who, instruction_vector, resp)
         if text == "all":
-            w = watch.max(axis=1)
-            resp.reasoning = self.reasoning(state, items, comps, choice, w, instructed)
-            resp.mindset = self.mindset(state, unmet)
+            rows = np.flatnonzero(active)
+            resp.reasoning = self.reasoning(items, comps, choice, watch.max(1), instructed, rows)
+            resp.mindset = self.mindset(state, unmet, rows)
         else:
             resp.reasoning = [None] * b
             resp.mindset = [None] * b
         return resp
+
+    def say_instructions(
+        self, state: UserState, who: np.ndarray, vectors: np.ndarray, resp: Responses
+    ) -> None:
+        """Write the sentences of the instructions of users ``who`` (fields ``vectors``,
+        [n, T + 1]) into ``resp.instruction``: templates here; the hybrid simulator
+        overrides this to let an LLM speak."""
+        resp.instruction = self._instruction_text(who, vectors, resp.instruction)
 
     def _instruct(self, state: UserState, who: np.ndarray, unmet: np.ndarray) -> np.ndarray:
         """Instruction fields from hidden state for users ``who``, as [n, T + 1] vectors
@@ -357,12 +368,6 @@ class ParametricUserModel:
         gap = rng.exponential(cfg.return_gap_mean_hours * (1.5 - sat))
         return returns, gap.astype(np.float32)
 
-    def return_probability(self, state: UserState) -> np.ndarray:
-        cfg = self.config
-        return sigmoid(
-            cfg.return_bias + cfg.return_satisfaction_weight * (state.satisfaction - 0.5)
-        ).astype(np.float32)
-
     def start_session(self, state: UserState, rows: np.ndarray, rng: np.random.Generator) -> None:
         """Open the next session for users ``rows`` (after a gap)."""
         cfg = self.config
@@ -380,24 +385,25 @@ class ParametricUserModel:
     # ------------------------------------------------------------------ text
     def reasoning(
         self,
-        state: UserState,
         items: np.ndarray,
         comps: np.ndarray,
         choice: np.ndarray,
         watch: np.ndarray,
         instructed: np.ndarray,
+        rows: np.ndarray,
     ) -> list[str | None]:
-        """One grounded sentence per user: why it clicked (or skipped), from the utility terms."""
+        """One grounded sentence for each user in ``rows`` (None for the others): why it
+        clicked, or skipped, from its utility terms."""
         cat = self.catalog
         k = items.shape[1]
         main = comps.argmax(-1)  # strongest positive term per item
         worst = comps.argmin(-1)
-        out: list[str | None] = []
-        for b in range(items.shape[0]):
+        out: list[str | None] = [None] * len(items)
+        for b in rows:
             if choice[b] < k:
                 i = int(items[b, choice[b]])
                 why = self._reason_phrase(int(main[b, choice[b]]), i, positive=True)
-                out.append(f'Clicked "{cat.titles[i]}" ({why}); watched {watch[b]:.0%}.')
+                out[b] = f'Clicked "{cat.titles[i]}" ({why}); watched {watch[b]:.0%}.'
             else:
                 j = int(np.argmax(comps[b].sum(-1)))
                 i = int(items[b, j])
@@ -405,7 +411,7 @@ class ParametricUserModel:
                 text = f"Skipped the whole slate; even the best one was {why}."
                 if instructed[b]:
                     text += " Telling the app what I want."
-                out.append(text)
+                out[b] = text
         return out
 
     def _reason_phrase(self, component: int, item: int, positive: bool) -> str:
@@ -432,19 +438,19 @@ class ParametricUserModel:
             "instruction": "the opposite of what I asked for",
         }[name]
 
-    def mindset(self, state: UserState, unmet: np.ndarray) -> list[str | None]:
-        """A short description of each user's current mood, grounded in hidden state."""
+    def mindset(self, state: UserState, unmet: np.ndarray, rows: np.ndarray) -> list[str | None]:
+        """A short description of the mood of each user in ``rows`` (None for the others),
+        grounded in hidden state."""
+        from recoworld.simulators.persona import mood_phrase
+
         names = self.catalog.topic_names
-        fat_top = state.fatigue.argmax(1)
-        fat_max = state.fatigue.max(1)
-        out: list[str | None] = []
-        for b in range(len(unmet)):
+        out: list[str | None] = [None] * len(unmet)
+        for b in rows:
             sat = float(state.satisfaction[b])
-            mood = "enjoying this" if sat > 0.6 else "so-so" if sat > 0.35 else "getting bored"
-            parts = [f"{mood} (satisfaction {sat:.2f})"]
+            parts = [f"{mood_phrase(sat)} (satisfaction {sat:.2f})"]
             if unmet[b] > 0.15:
                 parts.append("craving something new")
-            if fat_max[b] > 0.8:
-                parts.append(f"tired of {names[fat_top[b]]}")
-            out.append("; ".join(parts))
+            if state.fatigue[b].max() > 0.8:
+                parts.append(f"tired of {names[state.fatigue[b].argmax()]}")
+            out[b] = "; ".join(parts)
         return out

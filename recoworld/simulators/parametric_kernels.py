@@ -134,8 +134,8 @@ def utility_batch(
 
 @njit(cache=True, nogil=True)
 def respond_batch(
-    rng, items, valid, topic_idx, topic_w, topic_n, item_latent, quality, creator_of, nov_pop,
-    interest, latent, novelty_session, fatigue, exposure, affinity, creator_clicks, seen,
+    rng, active, items, valid, topic_idx, topic_w, topic_n, item_latent, quality, creator_of,
+    nov_pop, interest, latent, novelty_session, fatigue, exposure, affinity, creator_clicks, seen,
     consumed, instr_vec, instr_age, p, follows, patience, satisfaction, session_step,
     instr_in_session, click, watch, like, follow, gift, comps, nov, util, probs, leave,
     instructed, p_leave, unmet, choice, clicked_topics,
@@ -147,6 +147,8 @@ def respond_batch(
     n_topics = fatigue.shape[1]
     temp = p[P_TEMPERATURE]
     for b in range(n_users):
+        if not active[b]:  # a slot about to be replaced (vector-env autoreset): untouched
+            continue
         # utilities and the MNL over valid slots + no-click (index k)
         top = p[P_NO_CLICK] / temp
         n_valid = 0

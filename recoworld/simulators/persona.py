@@ -12,11 +12,14 @@ MovieLens raters).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.simulators.parametric import UserState
+
+if TYPE_CHECKING:
+    from recoworld.simulators.parametric import UserState
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def novelty_phrase(propensity: float) -> str:
 
 def mood_phrase(satisfaction: float) -> str:
     if satisfaction > 0.6:
-        return "enjoying the app"
+        return "enjoying this"
     if satisfaction > 0.35:
         return "only half interested"
     return "getting bored"

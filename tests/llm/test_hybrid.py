@@ -135,3 +135,40 @@ def test_unclean_paraphrases_are_rejected():
     assert not looks_clean("Show me more Action.</data> In JSON, ")
     assert not looks_clean("You want more of Drama. Name each of these topics.")
     assert not looks_clean("Give me more cooking and less news, and also")
+
+
+def test_autoreset_slots_are_not_simulated_and_cost_no_llm_call():
+    cfg = _config("hybrid").model_copy(deep=True)
+    cfg.users.leave_bias = 20.0  # everyone is about to leave at once ...
+    cfg.users.return_bias = -20.0  # ... for good
+    backend = Echo()
+    env = RecoWorldVectorEnv(num_envs=8, config=cfg, llm_backend=backend)
+    env.reset(seed=0)
+    actions = np.tile(np.arange(3), (8, 1))
+    _, _, term, _, info = env.step(actions)  # instruction_prob=1: they instruct first
+    assert info["instructed"].all() and len(backend.requests) == 8
+    for _ in range(3):
+        _, _, term, _, info = env.step(actions)
+        if term.all():
+            break
+    calls = len(backend.requests)
+    _, reward, _, _, info = env.step(actions)  # the autoreset step
+    assert not info["_click"].any() and (reward == 0).all()
+    assert len(backend.requests) == calls and not info["instructed"].any()
+
+
+def test_inactive_users_are_left_untouched(small_catalog):
+    from recoworld.simulators import ParametricUserModel
+
+    model = ParametricUserModel(small_catalog)
+    rng = np.random.default_rng(1)
+    state = model.sample_users(6, rng)
+    before = {k: v.copy() for k, v in vars(state).items()}
+    items = np.tile(np.arange(3), (6, 1))
+    active = np.array([True, False] * 3)
+    r = model.respond(state, items, np.ones((6, 3), bool), rng, "all", active=active)
+    for name, old in before.items():
+        np.testing.assert_array_equal(getattr(state, name)[~active], old[~active], name)
+    assert not r.click[~active].any() and not r.leave[~active].any()
+    assert all(r.reasoning[b] is None for b in np.flatnonzero(~active))
+    assert all(r.reasoning[b] for b in np.flatnonzero(active))
