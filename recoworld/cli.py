@@ -5,6 +5,7 @@
     recoworld config [--config FILE]          # print the full, validated world config
     recoworld models prepare                  # convert the embedded LLM for vLLM (once)
     recoworld transcript --simulator hybrid   # a few users' sessions, readable
+    recoworld transcript --simulator llm --mode score   # LLM-driven users (RecoWorld loop)
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
@@ -85,6 +86,8 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.simulator:
         overrides["simulator"] = args.simulator
+    if args.mode:
+        overrides["llm_user"] = {"mode": args.mode}
     if args.catalog:
         overrides["catalog"] = {"source": args.catalog}
     world = resolve_world_config(world_raw, overrides)
@@ -151,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("transcript", help="print and save a few users' sessions, as text")
     tr.add_argument("--config", help="run YAML (its world: section)")
-    tr.add_argument("--simulator", choices=["parametric", "hybrid"])
+    tr.add_argument("--simulator", choices=["parametric", "hybrid", "llm"])
+    tr.add_argument("--mode", choices=["score", "generate"], help="llm simulator: decision mode")
     tr.add_argument("--catalog", help="catalog source: synthetic, movielens or a path")
     tr.add_argument("--users", type=int, default=3)
     tr.add_argument("--steps", type=int, default=15)

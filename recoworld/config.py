@@ -129,6 +129,35 @@ class ParametricUserConfig(StrictModel):
     latent_weight: float = Field(1.0, ge=0.0, description="Weight of latent-vector match.")
     quality_weight: float = Field(1.5, ge=0.0, description="Weight of item quality (centred).")
     creator_weight: float = Field(1.0, ge=0.0, description="Weight of creator affinity.")
+    popularity_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="Weight of item popularity (log count, z-scored over the catalog): the "
+        "pull of what everyone watches. 0 for sampled users (synthetic popularity already "
+        "follows quality); MovieLens-fitted users get a fitted weight (fitted_weights).",
+    )
+    era_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="Weight of release-era match: exp(-|release percentile - the user's "
+        "preferred era| / era_scale), centred on its mean over the catalog.",
+    )
+    era_scale: float = Field(
+        0.5, gt=0.0, description="e-fold distance of era match, in release-time percentile."
+    )
+    era_a: float = Field(
+        2.0, gt=0.0, description="Beta(a, b) of sampled users' preferred era (1 = newest)."
+    )
+    era_b: float = Field(
+        1.5, gt=0.0, description="Beta(a, b) of sampled users' preferred era (1 = newest)."
+    )
+    fitted_weights: bool = Field(
+        True,
+        description="source='movielens': use the preference weights (interest_scale, "
+        "latent_weight, quality_weight, popularity_weight, era_weight) fitted by conditional "
+        "logit on a validation split of the real ratings (FittedPopulation.weights) instead "
+        "of the values given here.",
+    )
     # hierarchical novelty-seeking intent
     novelty_static_a: float = Field(2.0, gt=0.0, description="Beta(a, b) of static propensity.")
     novelty_static_b: float = Field(3.0, gt=0.0, description="Beta(a, b) of static propensity.")
@@ -317,13 +346,56 @@ class LLMConfig(StrictModel):
     vllm: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
 
 
+class LLMUserConfig(StrictModel):
+    """The LLM user (``simulator: llm``): how it decides, and what it remembers."""
+
+    mode: Literal["score", "generate"] = Field(
+        "score",
+        description="'score': per-item preference from the model's log-probs (contrastive "
+        "'You love {likes}' vs '{dislikes}'), choices by the choice model with fatigue, novelty "
+        "and position from the user state; reasons and mindset still written by the model. "
+        "'generate': the model reviews the slate as JSON (skip/click, watch, like, follow, "
+        "gift, reason), rewrites its mindset, rates satisfaction, may write an instruction "
+        "and decides to leave. Small models track a persona only in 'score' (PLATFORM.md).",
+    )
+    score_scale: float = Field(
+        4.0, ge=0.0, description="score mode: logit units per nat of log-prob contrast."
+    )
+    parametric_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="score mode: weight of the parametric interest + latent terms added to the "
+        "LLM preference (0 = the LLM alone decides what the user likes).",
+    )
+    narrate: bool = Field(
+        True, description="score mode: the model writes each step's reason and mindset."
+    )
+    memory_steps: int = Field(
+        6, ge=0, description="Recent interactions kept in the prompt (interaction memory)."
+    )
+    memory_sessions: int = Field(
+        3, ge=0, description="Summaries of past sessions kept in the prompt."
+    )
+    description_chars: int = Field(
+        160, ge=0, description="generate mode: item description characters shown."
+    )
+    instruction_satisfaction_weight: float = Field(
+        0.25,
+        ge=0.0,
+        description="generate mode: how much satisfaction moves with the share of the slate "
+        "that honours the user's active instruction (so following it pays even when the "
+        "model ignores its own memory).",
+    )
+
+
 class WorldConfig(StrictModel):
     """Everything that defines a world. ``simulator``/``representation`` pick the variants."""
 
-    simulator: Literal["parametric", "hybrid"] = Field(
+    simulator: Literal["parametric", "hybrid", "llm"] = Field(
         "parametric",
         description="'parametric': numpy users; 'hybrid': parametric behaviour with "
-        "LLM-written instructions (needs the `llm` backend).",
+        "LLM-written instructions; 'llm': the RecoWorld loop, an LLM user with persona, "
+        "memory and mindset (see `llm_user`). Both LLM modes use the `llm` backend.",
     )
     representation: Literal["text"] = Field(
         "text", description="How items are represented to users and policies."
@@ -334,6 +406,14 @@ class WorldConfig(StrictModel):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     episode: EpisodeConfig = Field(default_factory=EpisodeConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    llm_user: LLMUserConfig = Field(default_factory=LLMUserConfig)
+    instruction_parser: Literal["lexical", "embedding"] = Field(
+        "embedding",
+        description="How instruction text becomes the observation's instruction vector (and "
+        "how the hybrid world checks a paraphrase): 'embedding' (MiniLM similarity, 82% exact "
+        "on held-out natural sentences vs 48% lexical; ~17 ms per sentence, model loaded on "
+        "first use) or 'lexical' (topic names and cue words, 0.03 ms).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WorldConfig:

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 from recoworld.atomic import atomic_write, atomic_write_json
 from recoworld.config import StrictModel, WorldConfig
 from recoworld.envs.vector_env import RecoWorldVectorEnv
+from recoworld.llm import LLMBackend, make_backend
 from recoworld.policies.baselines import BASELINES, make_baseline
 from recoworld.reproducibility import write_manifest
 from recoworld.trajectory import TrajectoryLog
@@ -72,11 +73,26 @@ def run_policy(
     log: TrajectoryLog | None,
     progress: Any = None,
     task: Any = None,
+    llm_backend: LLMBackend | None = None,
 ) -> dict[str, Any]:
     """Run ``policy`` until the first ``sim.episodes`` user lives (by episode id, i.e. in the
     order they started) have all ended, and summarise exactly those lives. (Summarising the
     first lives to *end* would over-represent short lives.)"""
-    env = RecoWorldVectorEnv(num_envs=sim.users, config=world_config)
+    env = RecoWorldVectorEnv(num_envs=sim.users, config=world_config, llm_backend=llm_backend)
+    try:
+        return _run_policy(env, policy, sim, log, progress, task)
+    finally:
+        env.close()
+
+
+def _run_policy(
+    env: RecoWorldVectorEnv,
+    policy: str,
+    sim: SimulateConfig,
+    log: TrajectoryLog | None,
+    progress: Any,
+    task: Any,
+) -> dict[str, Any]:
     rec = make_baseline(policy, env.world, seed=sim.seed)
     obs, _ = env.reset(seed=sim.seed)
     b, wanted = sim.users, sim.episodes
@@ -154,6 +170,7 @@ def write_transcript(
     steps: int = 15,
     policy: str = "popular",
     seed: int = 0,
+    llm_backend: LLMBackend | None = None,
 ) -> str:
     """Readable transcripts of ``users`` simulated users for ``steps`` steps (slates, what
     each user did and why, mindsets, instructions and where their sentence came from);
@@ -162,7 +179,7 @@ def write_transcript(
 
     cfg = world_config.model_copy(deep=True)
     cfg.episode.text_info = "all"
-    env = RecoWorldVectorEnv(num_envs=users, config=cfg)
+    env = RecoWorldVectorEnv(num_envs=users, config=cfg, llm_backend=llm_backend)
     try:
         rec = make_baseline(policy, env.world, seed=seed)
         obs, _ = env.reset(seed=seed)
@@ -174,6 +191,9 @@ def write_transcript(
                 source = info.get("instruction_source")
                 if source is not None and source[b]:
                     text += f"\n  (instruction sentence: {source[b]})"
+                decided = info.get("decision_source")
+                if decided is not None and decided[b]:
+                    text += f"\n  (decided by: {decided[b]})"
                 lines[int(b)].append(text)
                 if terminated[b] or truncated[b]:
                     lines[int(b)].append("  == episode over ==")
@@ -201,13 +221,32 @@ def run_simulation(
     summary: dict[str, dict[str, Any]] = {}
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, disable=not show_progress) as progress:
-        for policy in sim.policies:
-            task = progress.add_task(f"{policy}: episodes", total=sim.episodes)
-            log = TrajectoryLog({"policy": policy, "seed": str(sim.seed)}) if sim.log else None
-            summary[policy] = run_policy(world_config, policy, sim, log, progress, task)
-            if log is not None and log.n_rows:
-                log.write(out / f"trajectories_{policy}.parquet")
+    # one LLM backend (engine) for every policy of an LLM world
+    backend = make_backend(world_config.llm) if world_config.simulator != "parametric" else None
+    try:
+        with Progress(*columns, disable=not show_progress) as progress:
+            for policy in sim.policies:
+                task = progress.add_task(f"{policy}: episodes", total=sim.episodes)
+                log = TrajectoryLog({"policy": policy, "seed": str(sim.seed)}) if sim.log else None
+                try:
+                    summary[policy] = run_policy(
+                        world_config, policy, sim, log, progress, task, backend
+                    )
+                except BaseException as err:
+                    # keep what was produced: the steps logged so far (marked interrupted)
+                    # and the summaries of the policies that finished
+                    if log is not None and log.n_rows:
+                        log.metadata["status"] = f"interrupted: {type(err).__name__}: {err}"[:500]
+                        log.write(out / f"trajectories_{policy}.parquet")
+                    if summary:
+                        atomic_write_json(summary, out / "summary.json")
+                    raise
+                if log is not None and log.n_rows:
+                    log.metadata["status"] = "complete"
+                    log.write(out / f"trajectories_{policy}.parquet")
+    finally:
+        if backend is not None:
+            backend.close()
     atomic_write_json(summary, out / "summary.json")
     plot_retention(summary, out / "retention.png")
     return summary

@@ -121,6 +121,59 @@ def test_movielens_population_fits_real_users(movielens):
     pred = (pop.latent[movielens.user_index] * cat.latent[movielens.item_index]).sum(1)
     centred = movielens.rating - movielens.rating.mean()
     assert np.corrcoef(pred, centred)[0, 1] > 0.3
+    # preferred era: mean release percentile of the liked films; interest base: the mean
+    assert pop.era is not None and ((pop.era >= 0) & (pop.era <= 1)).all()
+    np.testing.assert_allclose(pop.interest_base, pop.interest.mean(0), rtol=1e-5)
+    # preference weights fitted on a validation split (last 5 likes of each user held out)
+    assert set(pop.weights) == {"interest_scale", "latent_weight", "quality_weight",
+                                "popularity_weight", "era_weight"}  # fmt: skip
+    assert all(w > 0 for w in pop.weights.values()), pop.weights
+    assert pop.fit_info["users"] > 800 and pop.fit_info["in_sample"]["uniform"]["top1_rows"] > 0.5
+    cfg = ParametricUserConfig(source="movielens")
+    model = ParametricUserModel(cat, cfg, pop)
+    assert model.config.era_weight == pop.weights["era_weight"]
+    off = ParametricUserModel(cat, cfg.model_copy(update={"fitted_weights": False}), pop)
+    assert off.config.era_weight == cfg.era_weight
+
+
+def test_conditional_logit_recovers_weights():
+    from recoworld.simulators.movielens_users import conditional_logit
+
+    rng = np.random.default_rng(0)
+    true = np.array([1.5, -0.5, 0.8])
+    x = rng.normal(size=(20000, 5, 3))
+    u = x @ true + rng.gumbel(size=(20000, 5))
+    rows, best = np.arange(20000), u.argmax(1)
+    order = np.tile(np.arange(5), (20000, 1))
+    order[rows, best], order[rows, 0] = 0, best  # the chosen alternative into column 0
+    w, loglik = conditional_logit(np.take_along_axis(x, order[:, :, None], 1), l2=0.0)
+    np.testing.assert_allclose(w, true, atol=0.06)
+    assert -np.log(5) < loglik < 0
+
+
+def test_era_and_popularity_terms(small_catalog):
+    from recoworld.simulators.parametric import COMPONENTS, popularity_z
+
+    cfg = ParametricUserConfig(era_weight=2.0, popularity_weight=0.7)
+    model = ParametricUserModel(small_catalog, cfg)
+    rng = np.random.default_rng(8)
+    n = small_catalog.n_items
+    state = model.sample_users(11, rng)
+    state.era[:] = np.linspace(0.0, 1.0, 11)
+    items = np.tile(np.arange(n), (11, 1))
+    comps, _, _ = model.utility_components(state, items)
+    era = comps[..., COMPONENTS.index("era")]
+    # centred over the catalog for every era, and highest for items of the user's era
+    np.testing.assert_allclose(era.mean(1), 0.0, atol=2e-3)
+    released = model._item_era
+    for b in (0, 5, 10):
+        near = np.abs(released - state.era[b]) < 0.1
+        assert era[b, near].mean() > era[b, ~near].mean() + 0.5
+    pop = comps[..., COMPONENTS.index("popularity")]
+    np.testing.assert_allclose(pop[0], 0.7 * popularity_z(small_catalog.popularity), rtol=1e-5)
+    # sampled users' eras are drawn from Beta(era_a, era_b)
+    many = model.sample_users(20000, rng)
+    assert abs(many.era.mean() - cfg.era_a / (cfg.era_a + cfg.era_b)) < 0.01
 
 
 def test_utility_terms_add_up_and_match_respond(small_catalog):

@@ -152,9 +152,12 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     * ``catalog``: ``"synthetic"`` (default), ``"movielens"``, a path (ml-100k directory or
       a catalog ``.parquet``), or a ``Catalog`` object.
-    * ``simulator``: ``"parametric"`` or ``"hybrid"`` (parametric behaviour, instructions
+    * ``simulator``: ``"parametric"``, ``"hybrid"`` (parametric behaviour, instructions
       paraphrased by the LLM configured in ``config.llm`` when the paraphrase keeps their
-      meaning; ``llm_backend=`` shares an already started backend).
+      meaning) or ``"llm"`` (the RecoWorld loop: an LLM user with persona, memory and
+      mindset; ``config.llm_user.mode`` is ``"score"`` or ``"generate"``). Both LLM
+      simulators start the backend of ``config.llm``; ``llm_backend=`` shares an already
+      started one. ``info["decision_source"]`` says who decided each LLM user's step.
     * ``representation``: ``"text"``.
     * ``config``: a ``WorldConfig``, a YAML path or a dict — everything else (candidates,
       user model, reward, episode structure).

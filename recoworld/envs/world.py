@@ -33,7 +33,8 @@ from recoworld.envs.reward import compose_reward
 from recoworld.llm import LLMBackend, make_backend
 from recoworld.simulators.base import Responses
 from recoworld.simulators.hybrid import HybridUserModel
-from recoworld.simulators.instructions import InstructionParser
+from recoworld.simulators.instructions import make_instruction_parser
+from recoworld.simulators.llm import LLMUserModel
 from recoworld.simulators.movielens_users import fit_movielens_population
 from recoworld.simulators.parametric import ParametricUserModel, UserState
 
@@ -65,11 +66,16 @@ class World:
                 raise ValueError("users.source='movielens' needs a MovieLens catalog source")
             population = fit_movielens_population(movielens, config.users)
         self._owned_backend: LLMBackend | None = None
+        if config.simulator in ("hybrid", "llm") and llm_backend is None:
+            llm_backend = self._owned_backend = make_backend(config.llm)
+        self.parser = make_instruction_parser(config.instruction_parser, catalog.topic_names)
         if config.simulator == "hybrid":
-            if llm_backend is None:
-                llm_backend = self._owned_backend = make_backend(config.llm)
             self.simulator: ParametricUserModel = HybridUserModel(
-                catalog, config.users, population, llm_backend
+                catalog, config.users, population, llm_backend, self.parser
+            )
+        elif config.simulator == "llm":
+            self.simulator = LLMUserModel(
+                catalog, config.users, population, llm_backend, config.llm_user, self.parser
             )
         else:
             self.simulator = ParametricUserModel(catalog, config.users, population)
@@ -81,7 +87,6 @@ class World:
             catalog, self.n_candidates, ep.max_sessions, ep.max_session_steps,
             self.candidates.sources,
         )  # fmt: skip
-        self.parser = InstructionParser(catalog.topic_names)
         self.observation_space: spaces.Dict = self.encoder.space
         self.action_space = spaces.MultiDiscrete([self.n_candidates] * self.slate_size)
         self.state: UserState | None = None
@@ -276,6 +281,9 @@ class World:
             "instructed": resp.instructed,
             **{f"reward_{k}": v for k, v in terms.items()},
         }
+        source = resp.extra.get("decision_source")
+        if source is not None:  # LLM users: who decided each user's step
+            info["decision_source"] = source
         mode = self.config.episode.text_info
         if mode != "none":
             info["instruction"] = np.array(resp.instruction, dtype=object)

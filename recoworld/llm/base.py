@@ -8,16 +8,22 @@ batched. What still fails raises ``StructuredOutputError`` naming the request, o
 ``on_invalid="record"``, comes back as a ``Completion`` with ``parsed=None`` and the error
 recorded, for the caller to count and report. Validated answers go to the response cache.
 
-Backends differ only in ``_complete``. Constrained (guided) decoding from the schema is used
-where the backend has it; validation happens regardless.
+``continuation_logprobs(prefixes, continuations)`` is the scoring interface: the log-prob
+of every token of each continuation given its prefix (plain text, no chat template), all
+in one batch — what the LLM user's ``score`` mode and the fidelity benchmark build on.
+
+Backends differ only in ``_complete`` and ``_continuation_logprobs``. Constrained (guided)
+decoding from the schema is used where the backend has it; validation happens regardless.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from recoworld.config import LLMConfig
@@ -48,7 +54,8 @@ class LLMBackend(ABC):
         self.config = config
         self.cache = cache
         self.stats = {"requests": 0, "cached": 0, "first_try_valid": 0, "repaired": 0,
-                      "failed": 0, "prompt_tokens": 0, "completion_tokens": 0}  # fmt: skip
+                      "failed": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                      "scored": 0}  # fmt: skip
 
     @property
     @abstractmethod
@@ -70,6 +77,36 @@ class LLMBackend(ABC):
     ) -> list[RawCompletion]:
         """Transport: one raw completion per request, in order. Raise ``BackendError`` when
         the transport fails after its own retries."""
+
+    def continuation_logprobs(
+        self, prefixes: Sequence[str], continuations: Sequence[str]
+    ) -> list[np.ndarray]:
+        """Per-token log-probs (float32 arrays) of each ``continuations[i]`` after
+        ``prefixes[i]``, in one batch. End a prefix with a newline so that the token boundary
+        falls between prefix and continuation for every tokenizer."""
+        if len(prefixes) != len(continuations):
+            raise ValueError(
+                f"continuation_logprobs: {len(prefixes)} prefixes but "
+                f"{len(continuations)} continuations"
+            )
+        for i, (p, c) in enumerate(zip(prefixes, continuations, strict=True)):
+            if not isinstance(p, str) or not isinstance(c, str) or not c.strip():
+                raise ValueError(
+                    f"continuation_logprobs: pair {i} needs a str prefix and a non-empty str "
+                    f"continuation, got {p!r}, {c!r}"
+                )
+        if not prefixes:
+            return []
+        out = self._continuation_logprobs(list(prefixes), list(continuations))
+        self.stats["scored"] += len(prefixes)
+        return out
+
+    def _continuation_logprobs(
+        self, prefixes: list[str], continuations: list[str]
+    ) -> list[np.ndarray]:
+        raise NotImplementedError(
+            f"the {self.name} backend cannot score continuations (prompt log-probs)"
+        )
 
     def generate(
         self,

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import numpy as np
 
 from recoworld.config import LLMConfig
 from recoworld.llm.base import LLMBackend
@@ -67,8 +68,9 @@ class OpenAIBackend(LLMBackend):
             }
         return body
 
-    def _one(self, request: ChatRequest, schema: dict[str, Any] | None) -> RawCompletion:
-        body = self._body(request, schema)
+    def _post(self, path: str, body: dict[str, Any], request_id: str, parse: Any) -> Any:
+        """POST with retries (see module docstring); ``parse(json, latency)`` turns the body
+        into the result and raises KeyError/IndexError/TypeError/ValueError when malformed."""
         last = ""
         for attempt in range(self.config.max_retries + 1):
             if attempt:
@@ -76,7 +78,7 @@ class OpenAIBackend(LLMBackend):
                 time.sleep(self.config.backoff_s * 2 ** (attempt - 1))
             start = time.perf_counter()
             try:
-                resp = self.client.post("/chat/completions", json=body)
+                resp = self.client.post(path, json=body)
             except (httpx.TimeoutException, httpx.TransportError) as err:
                 last = f"{type(err).__name__}: {err}"
                 continue
@@ -84,38 +86,70 @@ class OpenAIBackend(LLMBackend):
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 continue
             if resp.status_code >= 400:
-                raise BackendError(
-                    request.request_id, f"HTTP {resp.status_code}: {resp.text[:300]}"
-                )
+                raise BackendError(request_id, f"HTTP {resp.status_code}: {resp.text[:300]}")
             try:
-                data = resp.json()
-                choice = data["choices"][0]
-                text = choice["message"]["content"]
-                if not isinstance(text, str):
-                    raise TypeError("message.content is not a string")
-            except (json.JSONDecodeError, KeyError, IndexError, TypeError) as err:
+                return parse(resp.json(), time.perf_counter() - start)
+            except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as err:
                 last = f"malformed response body ({err}): {resp.text[:200]}"
                 continue
+        raise BackendError(
+            request_id,
+            f"{self.config.base_url} failed after {self.config.max_retries + 1} attempts: {last}",
+        )
+
+    def _one(self, request: ChatRequest, schema: dict[str, Any] | None) -> RawCompletion:
+        def parse(data: dict[str, Any], latency: float) -> RawCompletion:
+            choice = data["choices"][0]
+            text = choice["message"]["content"]
+            if not isinstance(text, str):
+                raise TypeError("message.content is not a string")
             usage = data.get("usage") or {}
             return RawCompletion(
                 text=text,
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
-                latency_s=time.perf_counter() - start,
+                latency_s=latency,
                 finish_reason=choice.get("finish_reason"),
             )
-        raise BackendError(
-            request.request_id,
-            f"{self.config.base_url} failed after {self.config.max_retries + 1} attempts: {last}",
-        )
+
+        return self._post("/chat/completions", self._body(request, schema), request.request_id,
+                          parse)  # fmt: skip
+
+    def _score_one(self, prefix: str, continuation: str) -> np.ndarray:
+        """Prompt log-probs through ``/completions`` with ``echo`` and ``max_tokens=0`` (vLLM's
+        server supports it; many hosted chat-only APIs do not, and answer with HTTP 4xx)."""
+        body = {"model": self.served_model, "prompt": prefix + continuation, "echo": True,
+                "max_tokens": 0, "logprobs": 0, "temperature": 0.0}  # fmt: skip
+        cut = len(prefix)
+
+        def parse(data: dict[str, Any], latency: float) -> np.ndarray:
+            lp = data["choices"][0]["logprobs"]
+            values = [
+                v for v, off in zip(lp["token_logprobs"], lp["text_offset"], strict=True)
+                if off >= cut
+            ]  # fmt: skip
+            if not values or any(v is None for v in values):
+                raise ValueError("no log-probs for the continuation")
+            return np.asarray(values, dtype=np.float32)
+
+        return self._post("/completions", body, f"score:{prefix[:40]!r}", parse)
+
+    def _continuation_logprobs(
+        self, prefixes: list[str], continuations: list[str]
+    ) -> list[np.ndarray]:
+        pairs = list(zip(prefixes, continuations, strict=True))
+        return self._map(lambda pc: self._score_one(*pc), pairs)
+
+    def _map(self, fn: Any, items: list[Any]) -> list[Any]:
+        if len(items) == 1 or self.config.concurrency == 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(items))) as ex:
+            return list(ex.map(fn, items))
 
     def _complete(
         self, requests: list[ChatRequest], schema: dict[str, Any] | None
     ) -> list[RawCompletion]:
-        if len(requests) == 1 or self.config.concurrency == 1:
-            return [self._one(r, schema) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(requests))) as ex:
-            return list(ex.map(lambda r: self._one(r, schema), requests))
+        return self._map(lambda r: self._one(r, schema), requests)
 
     def close(self) -> None:
         self.client.close()

@@ -10,6 +10,14 @@ CPU specifics (PLATFORM.md): the engine is seeded once (per-request seeds crash 
 build), threads are bound with ``VLLM_CPU_OMP_THREADS_BIND`` (default cores 0-1) and no core
 is reserved; ``enforce_eager`` skips torch.compile for a ~30 s start instead of ~95 s.
 Latency on each completion is the wall time of its batch.
+
+Scoring (``continuation_logprobs``) tokenizes prefix and continuation separately, sends the
+concatenated token ids with ``prompt_logprobs=0`` and reads the continuation positions.
+Prompt log-prob requests skip the prefix cache by default; following PLATFORM.md's
+measurement (5.6x more prompts/s, bit-identical log-probs) each distinct prefix is run once
+to fill the cache, then the batch reads it (``skip_reading_prefix_cache=False``). Cached
+positions carry no valid log-probs, so a request whose cache hit reaches into its
+continuation (``num_cached_tokens`` > prefix length) is recomputed without the cache.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+
+import numpy as np
 
 from recoworld.config import LLMConfig
 from recoworld.llm.base import LLMBackend
@@ -106,6 +116,57 @@ class VLLMBackend(LLMBackend):
             )
             for o in outputs
         ]
+
+    def _continuation_logprobs(
+        self, prefixes: list[str], continuations: list[str]
+    ) -> list[np.ndarray]:
+        from vllm import SamplingParams
+
+        tok = self.engine.get_tokenizer()
+        prefix_ids = {p: list(tok.encode(p)) for p in dict.fromkeys(prefixes)}
+        cont_ids = [list(tok.encode(c, add_special_tokens=False)) for c in continuations]
+        prompts = [
+            {"prompt_token_ids": prefix_ids[p] + c} for p, c in zip(prefixes, cont_ids, strict=True)
+        ]
+        use_cache = self.config.vllm.enable_prefix_caching
+        try:
+            if use_cache:  # fill the cache with each distinct prefix once
+                self.engine.generate(
+                    [{"prompt_token_ids": ids} for ids in prefix_ids.values()],
+                    SamplingParams(max_tokens=1, detokenize=False),
+                    use_tqdm=False,
+                )
+            outs = self._prompt_logprobs(prompts, read_cache=use_cache)
+            redo = [
+                i
+                for i, o in enumerate(outs)
+                if (o.num_cached_tokens or 0) > len(prefix_ids[prefixes[i]])
+            ]
+            if redo:
+                again = self._prompt_logprobs([prompts[i] for i in redo], read_cache=False)
+                for i, o in zip(redo, again, strict=True):
+                    outs[i] = o
+        except Exception as err:
+            raise BackendError(prefixes[0][:60], f"vLLM scoring error: {err}") from err
+        result = []
+        for p, c, o in zip(prefixes, cont_ids, outs, strict=True):
+            start = len(prefix_ids[p])
+            lp = o.prompt_logprobs
+            result.append(
+                np.array([lp[start + j][tid].logprob for j, tid in enumerate(c)], dtype=np.float32)
+            )
+        return result
+
+    def _prompt_logprobs(self, prompts: list[dict[str, Any]], read_cache: bool) -> list[Any]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            max_tokens=1,
+            prompt_logprobs=0,
+            detokenize=False,
+            skip_reading_prefix_cache=not read_cache,
+        )
+        return self.engine.generate(prompts, params, use_tqdm=False)
 
     def close(self) -> None:
         engine = getattr(self, "engine", None)

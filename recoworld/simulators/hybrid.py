@@ -28,7 +28,6 @@ from recoworld.prompts import chat_request
 from recoworld.simulators.base import Responses
 from recoworld.simulators.instructions import InstructionParser
 from recoworld.simulators.parametric import FittedPopulation, ParametricUserModel, UserState
-from recoworld.simulators.persona import personas
 
 PROMPT_ECHOES = ("json", "name each", "you want more of", "you want less of", "in your own words",
                  "reply as", "the app:", "data>")  # fmt: skip
@@ -63,12 +62,13 @@ class HybridUserModel(ParametricUserModel):
         config: ParametricUserConfig | None = None,
         population: FittedPopulation | None = None,
         backend: LLMBackend | None = None,
+        parser: InstructionParser | None = None,
     ) -> None:
         super().__init__(catalog, config, population)
         if backend is None:
             raise ValueError("the hybrid simulator needs an LLM backend")
         self.backend = backend
-        self.parser = InstructionParser(catalog.topic_names)
+        self.parser = parser or InstructionParser(catalog.topic_names)
         self.stats = {"instructions": 0, "paraphrased": 0, "fallback_invalid": 0,
                       "fallback_unclean": 0, "fallback_mismatch": 0}  # fmt: skip
 
@@ -84,7 +84,7 @@ class HybridUserModel(ParametricUserModel):
         self, state: UserState, who: np.ndarray, vectors: np.ndarray, resp: Responses
     ) -> np.ndarray:
         names = self.catalog.topic_names
-        people = personas(state, who, self.catalog)
+        people = self.personas(state, who)
         requests = []
         for j, b in enumerate(who):
             vec = vectors[j]

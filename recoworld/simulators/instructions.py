@@ -133,6 +133,10 @@ class InstructionParser:
             return cached.copy()
         if inst is None:
             inst = Instruction()
+        if not isinstance(inst, Instruction):
+            raise TypeError(
+                f"instruction must be a str, an Instruction or None, got {type(inst).__name__}"
+            )
         vec = np.zeros(self.dim, dtype=np.float32)
         for t in inst.more:
             vec[self._index[t]] = 1.0
@@ -140,3 +144,16 @@ class InstructionParser:
             vec[self._index[t]] = -1.0
         vec[-1] = float(inst.novelty)
         return vec
+
+
+def make_instruction_parser(kind: str, topic_names: list[str]) -> InstructionParser:
+    """The parser named by ``WorldConfig.instruction_parser``: 'lexical' (topic names and cue
+    words) or 'embedding' (MiniLM similarity; better on natural text, see
+    ``benchmarks/instruction_parser.py``; its model loads on the first parse)."""
+    if kind == "lexical":
+        return InstructionParser(topic_names)
+    if kind == "embedding":
+        from recoworld.simulators.instruction_embedding import EmbeddingInstructionParser
+
+        return EmbeddingInstructionParser(topic_names)
+    raise ValueError(f"instruction_parser must be 'lexical' or 'embedding', got {kind!r}")

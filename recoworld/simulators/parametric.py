@@ -8,14 +8,26 @@ counters and the active instruction.
 
 Utility of item i for user b (logit units; every weight is a ``ParametricUserConfig`` field)::
 
-    u = interest_scale * (tn_i . a_b - 0.5)          topic interest (tn_i: topics / count)
+    u = interest_scale * tn_i . (a_b - base)         topic interest (tn_i: topics / count)
       + latent_weight * (z_i . z_b)                  latent match (MovieLens: SVD rating)
       + quality_weight * (2 q_i - 1)                 quality
       + creator_weight * affinity[b, creator(i)]
       + novelty_weight * (nu_session_b - pivot) * nov(b, i)
       - fatigue_weight * (tn_i . fatigue_b)
       + instruction_weight * (tn_i . instr_b)        while an instruction is active
+      + popularity_weight * pz_i                     pz_i: log(1 + count), z-scored
+      + era_weight * (exp(-|r_i - e_b| / era_scale) - m(e_b))   release era
       - 2 * consumed(b, i)                           rewatching is rare
+
+``base`` is the population's per-topic interest (0.5 for every topic for sampled users; the
+mean fitted interest for MovieLens users, so that a genre everyone likes, such as Drama, is
+not every user's favourite). r_i is the item's release-time percentile in the catalog and
+e_b the user's preferred era on the same scale (sampled: Beta(era_a, era_b); fitted: the
+mean release percentile of the user's liked films); m(e) is the mean of the match over the
+catalog, so the era term (like the popularity term) averages 0 over the catalog. For
+MovieLens-fitted users the five preference weights (interest, latent, quality, popularity,
+era) are fitted by conditional logit on a validation split of the real ratings
+(``movielens_users``) unless ``fitted_weights`` is off.
 
 with nov(b, i) = 0.5 * tn_i . exp(-exposure_b / scale) + 0.25 * [creator never clicked]
 + 0.25 * (1 - popularity percentile), halved for items already shown to the user.
@@ -45,6 +57,7 @@ as one packed vector (``parametric_params.PARAM_NAMES``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -55,12 +68,36 @@ from recoworld.simulators.base import BatchState, Responses
 from recoworld.simulators.instructions import Instruction, render_instruction
 from recoworld.simulators.parametric_params import pack_params
 
+if TYPE_CHECKING:
+    from recoworld.simulators.persona import Persona
+
 INACTIVE = np.iinfo(np.int32).max // 2
-COMPONENTS = ("interest", "latent", "quality", "creator", "novelty", "fatigue", "instruction")
+# Utility terms, in the order of ``utility_components`` (the LLM user relies on interest and
+# latent being the first two).
+COMPONENTS = (
+    "interest", "latent", "quality", "creator", "novelty", "fatigue", "instruction",
+    "popularity", "era",
+)  # fmt: skip
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def popularity_z(popularity: np.ndarray) -> np.ndarray:
+    """[N] log(1 + popularity count), z-scored over the catalog (the popularity term)."""
+    x = np.log1p(np.asarray(popularity, dtype=np.float64))
+    return ((x - x.mean()) / max(float(x.std()), 1e-12)).astype(np.float32)
+
+
+def release_percentile(release_time: np.ndarray) -> np.ndarray:
+    """[N] release-time percentile in [0, 1] (1 = newest; ties share their mean rank): the
+    scale of the era term, so one era width fits films over decades and videos over a year."""
+    x = np.asarray(release_time, dtype=np.float64)
+    srt = np.sort(x)
+    lo = np.searchsorted(srt, x, side="left")
+    hi = np.searchsorted(srt, x, side="right") - 1
+    return ((lo + hi) / 2.0 / max(len(x) - 1, 1)).astype(np.float32)
 
 
 @dataclass
@@ -86,6 +123,7 @@ class UserState(BatchState):
     instruction_vec: np.ndarray  # [B, T] float32 in {-1, 0, 1}
     instruction_age: np.ndarray  # [B] int32 steps since the last instruction
     population_row: np.ndarray  # [B] int64 row of the fitted population (-1 = sampled)
+    era: np.ndarray  # [B] float32 preferred release era, as a release-time percentile
 
     def was_shown(self, items: np.ndarray) -> np.ndarray:
         """[B, m] bool: item items[b, j] was shown to user b before."""
@@ -105,6 +143,11 @@ class FittedPopulation:
     novelty_static: np.ndarray  # [U]
     patience: np.ndarray  # [U]
     name: str = "fitted"
+    era: np.ndarray | None = None  # [U] preferred release-time percentile (None: 0.5)
+    interest_base: np.ndarray | None = None  # [T] per-topic base of interest (None: 0.5)
+    # fitted preference weights (ParametricUserConfig field -> value) and how they were fitted
+    weights: dict[str, float] | None = None
+    fit_info: dict | None = None
 
     def __len__(self) -> int:
         return len(self.novelty_static)
@@ -129,7 +172,18 @@ class ParametricUserModel:
             if population.latent.shape[1] != catalog.latent_dim:
                 raise ValueError("fitted population latent_dim does not match the catalog")
         self.population = population
+        fitted = population is not None and self.config.source == "movielens"
+        if fitted and self.config.fitted_weights and population.weights:
+            self.config = self.config.model_copy(update=population.weights)
+        base = population.interest_base if fitted else None
+        self._interest_base = (
+            np.full(catalog.n_topics, 0.5, np.float32) if base is None else base.astype(np.float32)
+        )
         self._nov_pop = (1.0 - catalog.popularity_percentile).astype(np.float32)
+        self._item_pop = popularity_z(catalog.popularity)
+        self._item_era = release_percentile(catalog.release_time)
+        self._era_mean = np.empty(0)  # set with the config (depends on era_scale)
+        self._set_era_mean()
 
     @property
     def config(self) -> ParametricUserConfig:
@@ -139,6 +193,14 @@ class ParametricUserModel:
     def config(self, value: ParametricUserConfig) -> None:
         self._config = value
         self._params = pack_params(value)
+        if hasattr(self, "_item_era"):
+            self._set_era_mean()
+
+    def _set_era_mean(self, grid: int = 101) -> None:
+        """Mean era match over the catalog for eras 0, 0.01, ..., 1 (the era term's centre)."""
+        eras = np.linspace(0.0, 1.0, grid)[:, None]
+        sim = np.exp(-np.abs(self._item_era[None, :] - eras) / self._config.era_scale)
+        self._era_mean = sim.mean(axis=1)
 
     # ------------------------------------------------------------------ users
     def sample_users(self, n_users: int, rng: np.random.Generator) -> UserState:
@@ -166,6 +228,7 @@ class ParametricUserModel:
             instruction_vec=np.zeros((n_users, t), f32),
             instruction_age=np.zeros(n_users, dtype=np.int32),
             population_row=np.zeros(n_users, dtype=np.int64),
+            era=np.zeros(n_users, f32),
         )
         self.replace_users(state, np.arange(n_users), rng)
         return state
@@ -182,6 +245,8 @@ class ParametricUserModel:
             state.latent[rows] = self.population.latent[pop_rows]
             state.novelty_static[rows] = self.population.novelty_static[pop_rows]
             state.patience[rows] = self.population.patience[pop_rows]
+            era = self.population.era
+            state.era[rows] = 0.5 if era is None else era[pop_rows]
             state.population_row[rows] = pop_rows
         else:
             # Dirichlet(concentration) draws as normalised gammas; only the ratio to the
@@ -193,6 +258,7 @@ class ParametricUserModel:
                 cfg.novelty_static_a, cfg.novelty_static_b, size=n_new
             )
             state.patience[rows] = rng.gamma(4.0, cfg.patience_mean / 4.0, size=n_new)
+            state.era[rows] = rng.beta(cfg.era_a, cfg.era_b, size=n_new)
             state.population_row[rows] = -1
         for name in ("fatigue", "exposure", "creator_affinity", "creator_clicks", "follows",
                      "seen", "consumed", "session_step", "session_index",
@@ -212,8 +278,9 @@ class ParametricUserModel:
     def _kernel_args(self, state: UserState) -> tuple:
         cat = self.catalog
         return (
-            *cat.topic_lists, cat.latent, cat.quality, cat.creator, self._nov_pop,
-            state.interest, state.latent, state.novelty_session, state.fatigue, state.exposure,
+            *cat.topic_lists, cat.latent, cat.quality, cat.creator, self._nov_pop, self._item_pop,
+            self._item_era, self._era_mean, self._interest_base, state.interest, state.latent,
+            state.era, state.novelty_session, state.fatigue, state.exposure,
             state.creator_affinity, state.creator_clicks, state.seen, state.consumed,
             state.instruction_vec, state.instruction_age, self._params,
         )  # fmt: skip
@@ -221,7 +288,7 @@ class ParametricUserModel:
     def utility_components(
         self, state: UserState, items: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For items [B, m]: ([B, m, 7] utility terms in ``COMPONENTS`` order, [B, m]
+        """For items [B, m]: ([B, m, 9] utility terms in ``COMPONENTS`` order, [B, m]
         novelty, [B, m] utility = sum of the terms - 2 x already consumed)."""
         items = np.ascontiguousarray(items, dtype=np.int64)
         comps = np.empty((*items.shape, len(COMPONENTS)), dtype=np.float32)
@@ -245,11 +312,14 @@ class ParametricUserModel:
         rng: np.random.Generator,
         text: str = "all",
         active: np.ndarray | None = None,
+        pref: np.ndarray | None = None,
     ) -> Responses:
         """Answer slates ``items`` [B, k] (``valid`` [B, k] masks duplicate slots); updates
         ``state`` in place. One compiled pass over the users does choice, responses, state
         updates and the leave decision; instructions and text are written afterwards for
-        the users concerned. Users outside ``active`` (default: all active) are skipped:
+        the users concerned. ``pref`` [B, k] (optional) replaces the interest and latent
+        terms of the utility (the LLM user's score mode). Users outside ``active`` (default:
+        all active) are skipped:
         no response, no state change, no text."""
         b, k = items.shape
         active = np.ones(b, dtype=np.bool_) if active is None else np.asarray(active, np.bool_)
@@ -268,13 +338,15 @@ class ParametricUserModel:
         unmet = np.zeros(b, dtype=np.float32)
         choice = np.zeros(b, dtype=np.int64)
         clicked_topics = np.zeros((b, t), dtype=np.float32)
+        use_pref = pref is not None
+        pref = np.zeros((1, 1), np.float32) if pref is None else np.ascontiguousarray(pref)
         from recoworld.simulators.parametric_kernels import respond_batch
 
         respond_batch(
             rng, active, items, valid, *self._kernel_args(state), state.follows, state.patience,
             state.satisfaction, state.session_step, state.instructions_in_session,
             out_b["click"], watch, out_b["like"], out_b["follow"], out_b["gift"], comps, nov,
-            util, probs, leave, instructed, p_leave, unmet, choice, clicked_topics,
+            util, probs, leave, instructed, p_leave, unmet, choice, clicked_topics, pref, use_pref,
         )  # fmt: skip
 
         instruction: list[str | None] = [None] * b
@@ -383,6 +455,13 @@ class ParametricUserModel:
         state.instruction_age[rows] = INACTIVE
 
     # ------------------------------------------------------------------ text
+    def personas(self, state: UserState, rows: np.ndarray) -> list[Persona]:
+        """Personas of users ``rows`` (tastes relative to the population for fitted users)."""
+        from recoworld.simulators.persona import personas
+
+        base = self._interest_base if self.population is not None else None
+        return personas(state, rows, self.catalog, base=base)
+
     def reasoning(
         self,
         items: np.ndarray,
@@ -427,6 +506,8 @@ class ParametricUserModel:
                 "novelty": "something new for me",
                 "fatigue": f"{topics} again, but fine",
                 "instruction": "it's what I asked for",
+                "popularity": "everyone is watching it",
+                "era": "it's from the kind of years I like",
             }[name]
         return {
             "interest": f"{topics}, not my thing",
@@ -436,6 +517,8 @@ class ParametricUserModel:
             "novelty": "more of the same",
             "fatigue": f"{topics} again, I've had enough of it",
             "instruction": "the opposite of what I asked for",
+            "popularity": "hardly anyone has heard of it",
+            "era": "not from the years I like",
         }[name]
 
     def mindset(self, state: UserState, unmet: np.ndarray, rows: np.ndarray) -> list[str | None]:

@@ -19,14 +19,14 @@ PARAM_NAMES = (
     "affinity_lr", "fatigue_decay", "fatigue_show_rate", "fatigue_click_rate",
     "interest_consumption_lr", "satisfaction_rate", "leave_bias", "leave_boredom_weight",
     "leave_novelty_weight", "leave_depth_weight", "instruction_prob",
-    "max_instructions_per_session",
+    "max_instructions_per_session", "popularity_weight", "era_weight", "era_scale",
 )  # fmt: skip
 (P_INTEREST, P_LATENT, P_QUALITY, P_CREATOR, P_NOVELTY, P_PIVOT, P_EXPOSURE_SCALE, P_FATIGUE,
  P_INSTRUCTION, P_INSTR_MEMORY, P_TEMPERATURE, P_NO_CLICK, P_POSITION, P_WATCH_SLOPE,
  P_WATCH_OFFSET, P_WATCH_NOISE, P_LIKE_BIAS, P_LIKE_WATCH, P_FOLLOW_BIAS, P_FOLLOW_AFF,
  P_GIFT_BIAS, P_GIFT_AFF, P_AFF_LR, P_FATIGUE_DECAY, P_FATIGUE_SHOW, P_FATIGUE_CLICK,
  P_INTEREST_LR, P_SAT_RATE, P_LEAVE_BIAS, P_LEAVE_BORED, P_LEAVE_NOVELTY, P_LEAVE_DEPTH,
- P_INSTR_PROB, P_MAX_INSTR) = range(len(PARAM_NAMES))  # fmt: skip
+ P_INSTR_PROB, P_MAX_INSTR, P_POPULARITY, P_ERA, P_ERA_SCALE) = range(len(PARAM_NAMES))  # fmt: skip
 
 
 def pack_params(config: ParametricUserConfig) -> np.ndarray:

@@ -59,15 +59,27 @@ def mood_phrase(satisfaction: float) -> str:
 
 
 def personas(
-    state: UserState, rows: np.ndarray, catalog: Catalog, n_likes: int = 3, n_dislikes: int = 2
+    state: UserState,
+    rows: np.ndarray,
+    catalog: Catalog,
+    n_likes: int = 3,
+    n_dislikes: int = 2,
+    base: np.ndarray | None = None,
 ) -> list[Persona]:
-    """Personas of users ``rows`` from their hidden interests, session novelty and mood."""
+    """Personas of users ``rows`` from their hidden interests, session novelty and mood.
+    With ``base`` ([T], the population's mean interest — users fitted to real data), tastes
+    are read relative to it: a genre everyone rates highly (Drama in MovieLens) is a like
+    only for users who like it more than most, as in the fitted utility."""
     names = catalog.topic_names
     out = []
     for b in np.asarray(rows, dtype=np.int64):
-        order = np.argsort(-state.interest[b], kind="stable")
-        likes = tuple(names[t] for t in order[:n_likes] if state.interest[b, t] > 0.2)
-        dislikes = tuple(names[t] for t in order[::-1][:n_dislikes] if state.interest[b, t] < 0.1)
+        if base is None:
+            score, like_at, dislike_at = state.interest[b], 0.2, 0.1
+        else:
+            score, like_at, dislike_at = state.interest[b] - base, 0.0, -0.05
+        order = np.argsort(-score, kind="stable")
+        likes = tuple(names[t] for t in order[:n_likes] if score[t] > like_at)
+        dislikes = tuple(names[t] for t in order[::-1][:n_dislikes] if score[t] < dislike_at)
         out.append(
             Persona(
                 likes=likes or (names[order[0]],),
