@@ -1,6 +1,9 @@
 """The ``recoworld`` command line.
 
     recoworld simulate --config experiments/configs/demo.yaml --out runs/demo
+    recoworld train --algo ppo --config experiments/configs/ppo.yaml --out runs/ppo
+    recoworld record --policy popular --epsilon 0.3 --episodes 2000 --out runs/logged
+    recoworld train --algo bc --data runs/logged --out runs/bc    # offline, from the log
     recoworld catalog --source movielens [--save catalog.parquet]
     recoworld config [--config FILE]          # print the full, validated world config
     recoworld models prepare                  # convert the embedded LLM for vLLM (once)
@@ -31,7 +34,7 @@ def _read_run_file(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     if path is None:
         return {}, {}
     data = read_yaml_mapping(path)
-    unknown = set(data) - {"world", "simulate"}
+    unknown = set(data) - {"world", "simulate", "train"}
     if unknown:
         raise ValueError(f"{path}: unknown top-level sections {sorted(unknown)}")
     return data.get("world") or {}, data.get("simulate") or {}
@@ -99,6 +102,68 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"algo": args.algo}
+    for flag in ("iterations", "seed"):
+        if getattr(args, flag) is not None:
+            overrides[flag] = getattr(args, flag)
+    if args.algo in ("bc", "marwil"):
+        return _train_offline(args, overrides)
+    if args.data:
+        raise ValueError("--data is for the offline algorithms (bc, marwil)")
+    from recoworld.rl.train import load_train_run, train
+
+    world, cfg = load_train_run(args.config, overrides)
+    console.print(
+        f"[bold]RecoWorld train[/]: algo={cfg.algo} simulator={world.simulator} "
+        f"catalog={world.catalog.source} iterations={cfg.iterations} seed={cfg.seed} "
+        f"users/runner={cfg.num_envs}" + (f" resume={args.resume}" if args.resume else "")
+    )
+    last = train(world, cfg, args.out, resume=args.resume, show_progress=not args.quiet)
+    console.print(
+        f"final evaluation ({cfg.eval_episodes} user lives): return {last['mean_return']:.3f}, "
+        f"return rate {last['return_rate']:.3f}, session depth {last['session_depth']:.2f}, "
+        f"CTR {last['click_rate']:.3f}"
+    )
+    console.print(f"outputs in [bold]{args.out}[/]: checkpoint/, checkpoints/, eval_curve.csv, "
+                  "progress.csv, result.json, tb/, manifest.json")  # fmt: skip
+    return 0
+
+
+def _train_offline(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from recoworld.rl.offline import OfflineTrainConfig, train_offline
+
+    if not args.data:
+        raise ValueError(f"--algo {args.algo} trains from logged data: pass --data DIR "
+                         "(written by `recoworld record`)")  # fmt: skip
+    raw = read_yaml_mapping(args.config).get("train") or {} if args.config else {}
+    cfg = OfflineTrainConfig.model_validate({**raw, **overrides})
+    console.print(f"[bold]RecoWorld train[/]: algo={cfg.algo} data={args.data} "
+                  f"iterations={cfg.iterations} seed={cfg.seed}")  # fmt: skip
+    result = train_offline(args.data, cfg, args.out, show_progress=not args.quiet)
+    ev = result["eval"]
+    console.print(
+        f"evaluation ({cfg.eval_episodes} user lives): return {ev['mean_return']:.3f}, "
+        f"return rate {ev['return_rate']:.3f}, session depth {ev['session_depth']:.2f}; "
+        f"checkpoint {result['checkpoint']}"
+    )
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from recoworld.rl.offline import record_offline
+
+    world_raw, _ = _read_run_file(args.config)
+    world = resolve_world_config(world_raw)
+    stats = record_offline(world, args.policy, args.out, episodes=args.episodes,
+                           users=args.users, seed=args.seed, epsilon=args.epsilon,
+                           trajectories=args.trajectories)  # fmt: skip
+    scalars = {k: v for k, v in stats.items() if not isinstance(v, (dict, list))}
+    console.print(f"recorded {args.policy} (epsilon {args.epsilon}) in [bold]{args.out}[/]: "
+                  f"{scalars}")  # fmt: skip
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     catalog, data = load_catalog(CatalogConfig(source=args.source))
     info = catalog.describe()
@@ -151,6 +216,28 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, help="seed shared by all policies")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=cmd_simulate)
+
+    trn = sub.add_parser("train", help="train a recommender policy with RLlib")
+    trn.add_argument("--algo", default="ppo", choices=["ppo", "bc", "marwil"])
+    trn.add_argument("--data", help="bc/marwil: logged data directory (`recoworld record`)")
+    trn.add_argument("--config", help="run YAML (world: and train: sections)")
+    trn.add_argument("--out", default="runs/train")
+    trn.add_argument("--resume", help="continue from this checkpoint directory")
+    trn.add_argument("--iterations", type=int, help="training iterations (this run)")
+    trn.add_argument("--seed", type=int)
+    trn.add_argument("--quiet", action="store_true", help="no progress bar")
+    trn.set_defaults(func=cmd_train)
+
+    rec = sub.add_parser("record", help="log a policy's experience for offline RL (RLlib layout)")
+    rec.add_argument("--config", help="run YAML (its world: section)")
+    rec.add_argument("--policy", default="popular", help="baseline name (random, popular, ...)")
+    rec.add_argument("--epsilon", type=float, default=0.0, help="share of random slates")
+    rec.add_argument("--episodes", type=int, default=1000, help="user lives to log")
+    rec.add_argument("--users", type=int, default=64)
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--trajectories", action="store_true", help="also the trajectory log")
+    rec.add_argument("--out", default="runs/offline_data")
+    rec.set_defaults(func=cmd_record)
 
     tr = sub.add_parser("transcript", help="print and save a few users' sessions, as text")
     tr.add_argument("--config", help="run YAML (its world: section)")

@@ -267,6 +267,13 @@ class EpisodeConfig(StrictModel):
     history_decay: float = Field(
         0.9, ge=0.0, le=1.0, description="Decay of the observed click-topic history per click."
     )
+    recent_items: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="H: how many of the user's last clicked items (catalog indices, most "
+        "recent first) the observation's 'recent_items' holds.",
+    )
     text_info: Literal["all", "instructions", "none"] = Field(
         "all",
         description="Text in info: 'all' (titles, reasoning, mindset, instruction), "

@@ -21,7 +21,8 @@ from recoworld.atomic import atomic_write, atomic_write_json
 from recoworld.config import StrictModel, WorldConfig
 from recoworld.envs.vector_env import RecoWorldVectorEnv
 from recoworld.llm import LLMBackend, make_backend
-from recoworld.policies.baselines import BASELINES, make_baseline
+from recoworld.policies.base import OnlineRecommender, Recommender
+from recoworld.policies.baselines import POLICIES, make_baseline
 from recoworld.reproducibility import write_manifest
 from recoworld.trajectory import TrajectoryLog
 
@@ -39,9 +40,9 @@ class SimulateConfig(StrictModel):
     @field_validator("policies")
     @classmethod
     def _known(cls, policies: list[str]) -> list[str]:
-        unknown = [p for p in policies if p not in BASELINES]
+        unknown = [p for p in policies if p not in POLICIES]
         if unknown:
-            raise ValueError(f"unknown policies {unknown}; available {list(BASELINES)}")
+            raise ValueError(f"unknown policies {unknown}; available {list(POLICIES)}")
         return policies
 
 
@@ -61,14 +62,27 @@ def summarize(returns: list[float], lengths: list[int], sessions: list[int], tot
         "gifts_per_1k_steps": 1000.0 * totals["gifts"] / steps,
         "instructions_per_1k_steps": 1000.0 * totals["instructions"] / steps,
         "return_rate": totals["returns"] / max(totals["session_ends"], 1),
+        "session_depth": totals["steps"] / max(totals["session_ends"], 1),
         "survival_by_session": [float((sess > s).mean()) for s in range(int(sess.max(initial=0)))],
         "user_steps": totals["steps"],
     }
 
 
+def step_policy(
+    env: RecoWorldVectorEnv, rec: Recommender, obs: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """One env step with ``rec``'s slate; an ``OnlineRecommender`` then gets its ``update``
+    (the step's info included: per-slot clicks, instruction text)."""
+    slate = rec.act(obs)
+    next_obs, reward, terminated, truncated, info = env.step(slate)
+    if isinstance(rec, OnlineRecommender):
+        rec.update(obs, slate, reward, next_obs, terminated | truncated, info)
+    return next_obs, reward, terminated, truncated, info
+
+
 def run_policy(
     world_config: WorldConfig,
-    policy: str,
+    policy: str | Recommender,
     sim: SimulateConfig,
     log: TrajectoryLog | None,
     progress: Any = None,
@@ -77,7 +91,8 @@ def run_policy(
 ) -> dict[str, Any]:
     """Run ``policy`` until the first ``sim.episodes`` user lives (by episode id, i.e. in the
     order they started) have all ended, and summarise exactly those lives. (Summarising the
-    first lives to *end* would over-represent short lives.)"""
+    first lives to *end* would over-represent short lives.) ``policy`` is a baseline's name
+    or any ``Recommender`` (e.g. a trained RLlib module)."""
     env = RecoWorldVectorEnv(num_envs=sim.users, config=world_config, llm_backend=llm_backend)
     try:
         return _run_policy(env, policy, sim, log, progress, task)
@@ -87,13 +102,14 @@ def run_policy(
 
 def _run_policy(
     env: RecoWorldVectorEnv,
-    policy: str,
+    policy: str | Recommender,
     sim: SimulateConfig,
     log: TrajectoryLog | None,
     progress: Any,
     task: Any,
 ) -> dict[str, Any]:
-    rec = make_baseline(policy, env.world, seed=sim.seed)
+    rec = make_baseline(policy, env.world, seed=sim.seed) if isinstance(policy, str) else policy
+    name = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
     obs, _ = env.reset(seed=sim.seed)
     b, wanted = sim.users, sim.episodes
     ep_return = np.zeros(b)
@@ -104,7 +120,7 @@ def _run_policy(
     keys = ("steps", "clicks", "watch", "likes", "follows", "gifts", "instructions", "returns")
     totals = dict.fromkeys((*keys, "session_ends"), 0.0)
     for t in range(sim.max_steps):
-        obs, reward, terminated, truncated, info = env.step(rec.act(obs))
+        obs, reward, terminated, truncated, info = step_policy(env, rec, obs)
         # slots that stepped (not autoreset) and belong to the lives being summarised
         live = info["_click"] & (info["episode_id"] < wanted)
         if log is not None:
@@ -133,9 +149,11 @@ def _run_policy(
             break
     else:
         raise RuntimeError(
-            f"{policy}: only {len(returns)} of {wanted} user lives ended within "
+            f"{name}: only {len(returns)} of {wanted} user lives ended within "
             f"simulate.max_steps={sim.max_steps} steps"
         )
+    if isinstance(policy, str) and hasattr(rec, "close"):
+        rec.close()  # e.g. an LLM re-ranker's own backend
     return summarize(returns, lengths, sessions, totals)
 
 
@@ -185,7 +203,7 @@ def write_transcript(
         obs, _ = env.reset(seed=seed)
         lines: dict[int, list[str]] = {b: [] for b in range(users)}
         for _ in range(steps):
-            obs, reward, terminated, truncated, info = env.step(rec.act(obs))
+            obs, reward, terminated, truncated, info = step_policy(env, rec, obs)
             for b in np.flatnonzero(info["_click"]):
                 text = format_step(env.world, info, float(reward[b]), row=int(b))
                 source = info.get("instruction_source")

@@ -225,3 +225,30 @@ def test_import_keeps_numba_out_so_vllm_workers_can_start():
             "print('numba' in sys.modules, 'llvmlite' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_items_and_recent_items_track_candidates_and_clicks(small_config):
+    cfg = small_config.model_copy(deep=True)
+    cfg.episode.recent_items = 4
+    envs = RecoWorldVectorEnv(num_envs=16, config=cfg)
+    space = envs.single_observation_space
+    assert space["items"].shape == (10,) and space["items"].dtype == np.int64
+    assert space["recent_items"].shape == (4,) and space["recent_items"].low.min() == -1
+    obs, _ = envs.reset(seed=2)
+    assert (obs["recent_items"] == -1).all()
+    expected = [[] for _ in range(16)]  # clicked catalog indices per slot, newest first
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        np.testing.assert_array_equal(obs["items"], envs.world.cands)
+        action = np.argsort(rng.random((16, 10)), axis=1)[:, :3]
+        obs, _, term, trunc, info = envs.step(action)
+        assert envs.observation_space.contains(obs)
+        for b in range(16):
+            if not info["_click"][b]:  # autoreset: a new user, no clicks yet
+                expected[b] = []
+            else:
+                clicked = info["item_index"][b][info["click"][b]].tolist()
+                expected[b] = (clicked + expected[b])[:4]
+            row = expected[b] + [-1] * (4 - len(expected[b]))
+            np.testing.assert_array_equal(obs["recent_items"][b], row)
+    assert (obs["recent_items"] >= 0).any()

@@ -3,28 +3,34 @@
 The observation is a ``gymnasium.spaces.Dict`` (shapes for one user; the vector env stacks a
 leading batch axis):
 
-==============  ===========  ===================================================================
-key             shape        content
-==============  ===========  ===================================================================
-``candidates``  (M, d)       per candidate: topics multi-hot (T), popularity (log, scaled to
-                             [0, 1]), freshness (1 - age / oldest age), duration (log, scaled),
-                             shown-before, clicked-before, user follows the creator, the user's
-                             clicks on the creator (/5, capped at 1), source one-hot (popular,
-                             random, interest, fresh); d = T + 11
-``user``        (8,)         session index / max, step / max, gap since last session (log,
-                             scaled), session click rate, session mean watch, lifetime click
-                             rate, follows / (1 + follows), instruction recency
-``history``     (T + 3,)     decayed click-topic distribution (sums to 1, or zeros), its
-                             entropy / log T, recent click rate, recent watch (both EMA 0.8)
-``instruction`` (T + 1,)     topic deltas parsed from the session's latest instruction (+1
-                             more, -1 less) and a "something new" flag; zeros when none
-``counters``    (4,)         raw counts, each <= max_sessions x max_session_steps: session
-                             index, step in session, total steps, instructions written so far
-==============  ===========  ===================================================================
+================  ========  ==================================================================
+key               shape     content
+================  ========  ==================================================================
+``candidates``    (M, d)    per candidate: topics multi-hot (T), popularity (log, scaled to
+                            [0, 1]), freshness (1 - age / oldest age), duration (log, scaled),
+                            shown-before, clicked-before, user follows the creator, the user's
+                            clicks on the creator (/5, capped at 1), source one-hot (popular,
+                            random, interest, fresh); d = T + 11
+``user``          (8,)      session index / max, step / max, gap since last session (log,
+                            scaled), session click rate, session mean watch, lifetime click
+                            rate, follows / (1 + follows), instruction recency
+``history``       (T + 3,)  decayed click-topic distribution (sums to 1, or zeros), its
+                            entropy / log T, recent click rate, recent watch (both EMA 0.8)
+``instruction``   (T + 1,)  topic deltas parsed from the session's latest instruction (+1
+                            more, -1 less) and a "something new" flag; zeros when none
+``counters``      (4,)      raw counts, each <= max_sessions x max_session_steps: session
+                            index, step in session, total steps, instructions written so far
+``items``         (M,)      int64 catalog indices of the M candidates (row i of
+                            ``candidates``), in [0, N): item identity, for policies that learn
+                            per item (item-kNN, matrix factorisation, LLM re-ranking)
+``recent_items``  (H,)      int64 catalog indices of the user's last H clicked items, most
+                            recent first (one step's clicks in slate order), -1 padded; kept
+                            across the sessions of an episode; H = ``episode.recent_items``
+================  ========  ==================================================================
 
 Everything here is platform-side data: logged impressions, clicks, follows and the text the
-user typed. Quality, latent vectors, interests, fatigue, novelty propensity and satisfaction
-stay hidden.
+user typed (``items`` and ``recent_items`` are the ids of what was shown and clicked).
+Quality, latent vectors, interests, fatigue, novelty propensity and satisfaction stay hidden.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ USER_FEATURES = (
 COUNTERS = ("session_index", "session_step", "total_steps", "instructions")
 EMA = 0.8
 NO_INSTRUCTION = 1e6  # steps_since_instruction of a session without one
+RECENCY_STEPS = 5.0  # user feature instruction_recency = exp(-steps since instruction / this)
 
 
 @dataclass
@@ -70,10 +77,11 @@ class PlatformState(BatchState):
     steps_since_instruction: np.ndarray  # [B] (large = none)
     instructions_total: np.ndarray  # [B]
     n_follows: np.ndarray  # [B]
+    recent_items: np.ndarray  # [B, H] int64 last clicked catalog indices, newest first, -1 pad
 
     def start_session(self, rows: np.ndarray, gap_hours: np.ndarray) -> None:
         """Users ``rows`` come back after ``gap_hours``: session logs and the session's
-        instruction start afresh; the long-term logs stay."""
+        instruction start afresh; the long-term logs (click history, recent items) stay."""
         self.session_clicks[rows] = 0.0
         self.session_watch[rows] = 0.0
         self.gap_hours[rows] = gap_hours
@@ -81,7 +89,7 @@ class PlatformState(BatchState):
         self.steps_since_instruction[rows] = NO_INSTRUCTION
 
     @classmethod
-    def zeros(cls, n: int, n_topics: int) -> PlatformState:
+    def zeros(cls, n: int, n_topics: int, n_recent: int = 10) -> PlatformState:
         f = np.float32
         return cls(
             topic_history=np.zeros((n, n_topics), f),
@@ -96,7 +104,26 @@ class PlatformState(BatchState):
             steps_since_instruction=np.full(n, NO_INSTRUCTION, f),
             instructions_total=np.zeros(n, f),
             n_follows=np.zeros(n, f),
+            recent_items=np.full((n, n_recent), -1, np.int64),
         )
+
+    def log_clicks(self, items: np.ndarray, click: np.ndarray) -> None:
+        """Push the clicked items of this step (``items``/``click`` [B, k], catalog indices)
+        onto ``recent_items``: newest first, this step's clicks in slate order."""
+        n_clicks = click.sum(axis=1)
+        one = np.flatnonzero(n_clicks == 1)  # the common case: shift right, put it first
+        if one.size:
+            recent = self.recent_items
+            recent[one, 1:] = recent[one, :-1]
+            recent[one, 0] = items[one, np.argmax(click[one], axis=1)]
+        rows = np.flatnonzero(n_clicks > 1)
+        if rows.size == 0:
+            return
+        h = self.recent_items.shape[1]
+        new = np.where(click[rows], items[rows], -1).astype(np.int64)
+        merged = np.concatenate([new, self.recent_items[rows]], axis=1)
+        order = np.argsort(merged < 0, axis=1, kind="stable")[:, :h]  # clicked first
+        self.recent_items[rows] = np.take_along_axis(merged, order, axis=1)
 
 
 class ObservationEncoder:
@@ -109,8 +136,10 @@ class ObservationEncoder:
         max_sessions: int,
         max_session_steps: int,
         sources: np.ndarray,
+        n_recent: int = 10,
     ) -> None:
         self.catalog = catalog
+        self.n_recent = n_recent
         self.n_candidates = n_candidates
         self.max_sessions = max_sessions
         self.max_session_steps = max_session_steps
@@ -165,6 +194,10 @@ class ObservationEncoder:
                 "history": spaces.Box(0.0, 1.0, (self.history_dim,), np.float32),
                 "instruction": spaces.Box(-1.0, 1.0, (self.instruction_dim,), np.float32),
                 "counters": spaces.Box(0.0, self.max_counter, (len(COUNTERS),), np.float32),
+                "items": spaces.Box(0, self.catalog.n_items - 1, (m,), np.int64),
+                "recent_items": spaces.Box(
+                    -1, self.catalog.n_items - 1, (self.n_recent,), np.int64
+                ),
             }
         )
 
@@ -202,7 +235,7 @@ class ObservationEncoder:
                 p.session_watch / np.maximum(p.session_clicks, 1.0),
                 p.total_clicks / np.maximum(p.total_steps, 1.0),
                 p.n_follows / (1.0 + p.n_follows),
-                np.exp(-p.steps_since_instruction / 5.0),
+                np.exp(-p.steps_since_instruction / RECENCY_STEPS),
             ],
             axis=1,
         ).astype(np.float32)
@@ -221,4 +254,6 @@ class ObservationEncoder:
             "history": np.clip(history, 0.0, 1.0),
             "instruction": p.instruction.astype(np.float32, copy=True),
             "counters": counters,
+            "items": candidates.astype(np.int64, copy=True),
+            "recent_items": p.recent_items.copy(),
         }

@@ -124,6 +124,9 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     | counters      | (4,)     | [0, S·L]    | session index, step in session, total steps,   |
     |               |          |             | instructions so far (S·L = max_sessions ×      |
     |               |          |             | max_session_steps)                             |
+    | items         | (M,)     | [0, N)      | catalog indices of the candidates (int64)      |
+    | recent_items  | (H,)     | [-1, N)     | last H clicked catalog indices, newest first,  |
+    |               |          |             | -1 padded (int64; H = episode.recent_items)    |
 
     Hidden state (interests, quality, fatigue, novelty propensity, satisfaction) is never
     observed; ``recoworld.envs.observation`` documents every feature.

@@ -85,7 +85,7 @@ class World:
         self.n_candidates = config.candidates.n_candidates
         self.encoder = ObservationEncoder(
             catalog, self.n_candidates, ep.max_sessions, ep.max_session_steps,
-            self.candidates.sources,
+            self.candidates.sources, ep.recent_items,
         )  # fmt: skip
         self.observation_space: spaces.Dict = self.encoder.space
         self.action_space = spaces.MultiDiscrete([self.n_candidates] * self.slate_size)
@@ -117,7 +117,7 @@ class World:
             self._next_episode = 0
         n = self.n_users
         self.state = self.simulator.sample_users(n, self.rng_users)
-        self.platform = PlatformState.zeros(n, self.catalog.n_topics)
+        self.platform = self._fresh_platform(n)
         self.episode_id = np.arange(self._next_episode, self._next_episode + n, dtype=np.int64)
         self._next_episode += n
         self.cands = self.candidates.sample(self.rng_candidates, self.platform.topic_history)
@@ -128,7 +128,7 @@ class World:
         assert self.state is not None and self.platform is not None and self.cands is not None
         rows = np.asarray(rows, dtype=np.int64)
         self.simulator.replace_users(self.state, rows, self.rng_users)
-        self.platform.assign(rows, PlatformState.zeros(len(rows), self.catalog.n_topics))
+        self.platform.assign(rows, self._fresh_platform(len(rows)))
         self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
         self._next_episode += len(rows)
         self.cands[rows] = self.candidates.sample(
@@ -138,6 +138,9 @@ class World:
         for key, value in sub.items():
             obs[key][rows] = value
         return self._reset_info(rows)
+
+    def _fresh_platform(self, n: int) -> PlatformState:
+        return PlatformState.zeros(n, self.catalog.n_topics, self.config.episode.recent_items)
 
     def _reset_info(self, rows: np.ndarray) -> dict[str, Any]:
         assert self.cands is not None
@@ -241,6 +244,7 @@ class World:
         p.total_clicks += clicks
         p.total_steps += 1.0
         p.n_follows += resp.follow.sum(1)
+        p.log_clicks(items, resp.click)
         p.steps_since_instruction += 1.0
         who = np.flatnonzero(resp.instructed)
         if who.size:

@@ -1,8 +1,12 @@
-"""Baseline recommenders that need no training: random, most-popular, and the oracle.
+"""Baseline recommenders: random, most-popular, the oracle, and ``make_baseline`` — the one
+factory for every baseline by name.
 
 Random and most-popular read only the observation (most-popular uses the ``popularity``
 candidate feature), so they run against any RecoWorld env, single or batched. The oracle
-reads hidden ground truth and exists as an upper reference in reports.
+reads hidden ground truth and exists as an upper reference in reports. The other baselines
+live in their own modules: ``item_knn`` and ``matrix_factorization`` (fitted on logged
+interactions), ``linucb`` (online contextual bandit), ``instruction_heuristic`` and
+``llm_reranker``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from recoworld.envs.world import World
-from recoworld.policies.base import batched, top_k, unbatch
+from recoworld.llm import LLMBackend, make_backend
+from recoworld.policies.base import Recommender, batched, top_k, unbatch
+from recoworld.policies.instruction_heuristic import InstructionHeuristicRecommender
+from recoworld.policies.interactions import Interactions
+from recoworld.policies.item_knn import ItemKNNRecommender
+from recoworld.policies.linucb import LinUCBRecommender
+from recoworld.policies.llm_reranker import LLMRerankerRecommender
+from recoworld.policies.matrix_factorization import ALSConfig, ALSRecommender
 
 
 class RandomRecommender:
@@ -62,17 +73,68 @@ class OracleRecommender:
         return unbatch(top_k(utility, w.slate_size), single)
 
 
-BASELINES = ("random", "popular", "oracle")
+BASELINES = ("random", "popular", "oracle", "linucb", "instruction", "llm_rerank")
+"""Baselines that need no external fit data (``llm_rerank`` needs an LLM backend: the
+world's, or one started from ``world.config.llm``)."""
+FITTED_BASELINES = ("knn", "mf")
+"""Baselines fitted on logged interactions: the world's MovieLens ratings by default."""
+POLICIES = (*BASELINES, *FITTED_BASELINES)
+"""Every name ``make_baseline`` knows."""
 
 
 def make_baseline(
-    name: str, world: World, seed: int | None = None
-) -> RandomRecommender | MostPopularRecommender | OracleRecommender:
-    """A baseline by name for the observations of ``world``."""
+    name: str,
+    world: World,
+    seed: int | None = None,
+    *,
+    interactions: Interactions | None = None,
+    llm_backend: LLMBackend | None = None,
+) -> Recommender:
+    """A baseline by name for the observations of ``world``.
+
+    ``knn`` / ``mf`` are fitted on ``interactions`` (e.g.
+    ``Interactions.from_trajectories(path, world.catalog)``), by default on the liked
+    ratings of the world's MovieLens data; ``mf`` draws its initial factors from ``seed``.
+    ``llm_rerank`` uses ``llm_backend``, else the world simulator's backend, else starts one
+    from ``world.config.llm`` (closed by the re-ranker's ``close()``)."""
+    enc = world.encoder
     if name == "random":
         return RandomRecommender(world.slate_size, seed)
     if name == "popular":
-        return MostPopularRecommender(world.slate_size, world.encoder.feature_index("popularity"))
+        return MostPopularRecommender(world.slate_size, enc.feature_index("popularity"))
     if name == "oracle":
         return OracleRecommender(world)
-    raise ValueError(f"unknown policy {name!r}; available: {', '.join(BASELINES)}")
+    if name == "linucb":
+        return LinUCBRecommender(world.slate_size, enc.candidate_feature_names)
+    if name == "instruction":
+        return InstructionHeuristicRecommender(world.slate_size, enc.candidate_feature_names)
+    if name in FITTED_BASELINES:
+        if interactions is None:
+            if world.movielens is None:
+                raise ValueError(
+                    f"policy {name!r} needs logged interactions to fit on: use a MovieLens "
+                    "world (catalog.source=movielens) or pass interactions= (e.g. "
+                    "Interactions.from_trajectories(log, world.catalog))"
+                )
+            interactions = Interactions.from_movielens(world.movielens)
+        if interactions.n_items != world.catalog.n_items:
+            raise ValueError(
+                f"policy {name!r}: interactions cover {interactions.n_items} items but the "
+                f"world's catalog has {world.catalog.n_items}"
+            )
+        clicked = enc.feature_index("clicked_before")
+        if name == "knn":
+            return ItemKNNRecommender(world.slate_size, clicked_index=clicked).fit(interactions)
+        config = ALSConfig(seed=0 if seed is None else seed)
+        return ALSRecommender(world.slate_size, config, clicked_index=clicked).fit(interactions)
+    if name == "llm_rerank":
+        owns = False
+        if llm_backend is None:
+            llm_backend = getattr(world.simulator, "backend", None)
+        if llm_backend is None:
+            llm_backend, owns = make_backend(world.config.llm), True
+        return LLMRerankerRecommender(
+            world.catalog, llm_backend, world.slate_size, enc.feature_index("popularity"),
+            owns_backend=owns,
+        )  # fmt: skip
+    raise ValueError(f"unknown policy {name!r}; available: {', '.join(POLICIES)}")

@@ -1,0 +1,290 @@
+"""Training recommender policies with RLlib (new API stack): configs, the loop, outputs.
+
+``train(world, config, out_dir)`` builds an RLlib ``PPOConfig`` for the slate RLModule
+(``slate_module.SlateScoringModule`` with its Plackett-Luce distribution) on RecoWorld's
+vector env — ``gym.make_vec("recoworld/RecoWorld-v0", vectorization_mode=
+"vector_entry_point")``, so an env runner steps ``num_envs`` users in one batched call —
+and runs ``iterations`` training iterations with a rich progress bar. Under ``out_dir``:
+
+- ``result.json``: one RLlib result dict per line (what ``Algorithm.train`` returns; the
+  layout Ray Tune writes), and ``progress.csv`` with the main scalars per iteration;
+- ``tb/``: TensorBoard event files (every numeric entry of the result dicts);
+- ``eval_curve.csv``: every ``eval_every`` iterations the greedy policy is evaluated as a
+  ``Recommender`` on fixed evaluation seeds (``recoworld.simulate.run_policy``: mean
+  return, return rate, session depth, click rate, ...);
+- ``checkpoints/iter_NNNN`` (``Algorithm.save_to_path``, written to a temporary directory
+  and renamed, so a crash never leaves half a checkpoint) and ``checkpoint`` (the last);
+  ``train(..., resume=path)`` continues from one;
+- ``manifest.json``: world + training config, seed, package versions, git commit.
+
+Ray is started once per process with ``num_cpus`` CPUs (``ray.init``; reused when already
+running). ``num_env_runners=0`` samples in the driver process, the right choice on small
+machines; raise it on a cluster. Torch uses ``torch_threads`` threads (1 by default:
+PLATFORM.md measured tiny ops 400-800x slower with 2 threads on 2 cores).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from recoworld.atomic import atomic_write_text
+from recoworld.config import StrictModel, WorldConfig, read_yaml_mapping, resolve_world_config
+from recoworld.reproducibility import write_manifest
+from recoworld.simulate import SimulateConfig, run_policy
+
+ENV_ID = "recoworld/RecoWorld-v0"
+
+
+class PPOSettings(StrictModel):
+    """PPO hyper-parameters (RLlib names)."""
+
+    lr: float = Field(3e-4, gt=0)
+    gamma: float = Field(0.97, gt=0, le=1)
+    lambda_: float = Field(0.95, ge=0, le=1)
+    clip_param: float = Field(0.2, gt=0)
+    entropy_coeff: float = Field(0.005, ge=0)
+    vf_loss_coeff: float = Field(0.5, ge=0)
+    vf_clip_param: float = Field(50.0, gt=0)
+    num_epochs: int = Field(4, ge=1)
+    minibatch_size: int = Field(256, ge=1)
+    train_batch_size: int = Field(2048, ge=1, description="Env steps per iteration.")
+    grad_clip: float = Field(0.5, gt=0)
+
+
+class ModelSettings(StrictModel):
+    """The slate RLModule's network sizes."""
+
+    hidden: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
+    value_hidden: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
+
+
+class TrainConfig(StrictModel):
+    """What ``recoworld train`` runs (the ``train:`` section of a run YAML)."""
+
+    algo: Literal["ppo"] = "ppo"
+    iterations: int = Field(30, ge=1)
+    seed: int = 0
+    num_envs: int = Field(64, ge=1, description="Users stepped together per env runner.")
+    vectorize: Literal["vector_entry_point", "sync"] = Field(
+        "vector_entry_point",
+        description="'vector_entry_point': RecoWorld's batched vector env (B users in one "
+        "call); 'sync': gymnasium's SyncVectorEnv over single RecoWorld-v0 envs (slower; "
+        "the generic path any Gymnasium env takes).",
+    )
+    num_env_runners: int = Field(0, ge=0, description="0 = sample in the driver process.")
+    num_cpus: int = Field(2, ge=1, description="CPUs given to ray.init (when it starts Ray).")
+    torch_threads: int = Field(1, ge=1)
+    ppo: PPOSettings = Field(default_factory=PPOSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    eval_every: int = Field(5, ge=0, description="Evaluate every N iterations (0: at the end).")
+    eval_episodes: int = Field(200, ge=1, description="User lives per evaluation.")
+    eval_users: int = Field(64, ge=1)
+    eval_seed: int = Field(10_000, description="Evaluation seed (same users every time).")
+    checkpoint_every: int = Field(10, ge=0, description="0: only the final checkpoint.")
+
+
+def load_train_run(
+    path: str | Path | None, overrides: dict[str, Any] | None = None
+) -> tuple[WorldConfig, TrainConfig]:
+    """(world, train) configs from a run YAML with ``world:`` and ``train:`` sections."""
+    raw = read_yaml_mapping(path) if path else {}
+    unknown = set(raw) - {"world", "train"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level sections {sorted(unknown)}")
+    train = dict(raw.get("train") or {})
+    train.update(overrides or {})
+    return resolve_world_config(raw.get("world") or {}), TrainConfig.model_validate(train)
+
+
+def build_algorithm_config(world: WorldConfig, cfg: TrainConfig) -> Any:
+    """The RLlib ``PPOConfig`` for the slate module on RecoWorld's vector env."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    import recoworld  # noqa: F401  (registers the gymnasium env in this process)
+    from recoworld.rl.slate_module import SlateScoringModule
+
+    p = cfg.ppo
+    return (
+        PPOConfig()
+        .environment(ENV_ID, env_config={"config": world.model_dump(mode="json")})
+        .env_runners(
+            num_env_runners=cfg.num_env_runners,
+            num_envs_per_env_runner=cfg.num_envs,
+            gym_env_vectorize_mode=cfg.vectorize,
+            rollout_fragment_length="auto",
+        )
+        .learners(num_learners=0)
+        .training(
+            lr=p.lr,
+            gamma=p.gamma,
+            lambda_=p.lambda_,
+            clip_param=p.clip_param,
+            entropy_coeff=p.entropy_coeff,
+            vf_loss_coeff=p.vf_loss_coeff,
+            vf_clip_param=p.vf_clip_param,
+            num_epochs=p.num_epochs,
+            minibatch_size=p.minibatch_size,
+            train_batch_size_per_learner=p.train_batch_size,
+            grad_clip=p.grad_clip,
+            use_kl_loss=False,
+        )
+        .rl_module(
+            rl_module_spec=RLModuleSpec(
+                module_class=SlateScoringModule,
+                model_config={"hidden": cfg.model.hidden, "value_hidden": cfg.model.value_hidden},
+            )
+        )
+        .debugging(seed=cfg.seed)
+    )
+
+
+def ensure_ray(num_cpus: int) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)  # fmt: skip
+
+
+SCALARS = {
+    "episode_return_mean": ("env_runners", "episode_return_mean"),
+    "episode_len_mean": ("env_runners", "episode_len_mean"),
+    "num_env_steps_sampled_lifetime": ("env_runners", "num_env_steps_sampled_lifetime"),
+    "policy_loss": ("learners", "default_policy", "policy_loss"),
+    "vf_loss": ("learners", "default_policy", "vf_loss"),
+    "entropy": ("learners", "default_policy", "entropy"),
+}
+
+
+def _get(d: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in d.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(_flatten(value, name))
+        elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            if np.isfinite(value):  # RLlib reports NaN before the first episode ends
+                out[name] = float(value)
+    return out
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    buf = io.StringIO()
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(buf.getvalue(), path)
+
+
+def save_checkpoint(algo: Any, path: Path) -> Path:
+    """``algo.save_to_path`` into a temporary sibling, then rename into place (RLlib needs
+    an absolute path: a relative one is read as a URI without a scheme)."""
+    path = path.resolve()
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp))
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def evaluate_module(module: Any, world: WorldConfig, cfg: TrainConfig) -> dict[str, Any]:
+    """Greedy slates of ``module`` on the evaluation users (fixed seed)."""
+    from recoworld.rl.recommender import ModuleRecommender
+
+    sim = SimulateConfig(users=cfg.eval_users, episodes=cfg.eval_episodes, seed=cfg.eval_seed,
+                         log=False)  # fmt: skip
+    was_training = module.training
+    module.eval()
+    try:
+        return run_policy(world, ModuleRecommender(module, name=cfg.algo), sim, None)
+    finally:
+        module.train(was_training)
+
+
+def train(
+    world: WorldConfig,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train (see module docstring); returns the last evaluation summary."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from tensorboardX import SummaryWriter
+
+    torch.set_num_threads(cfg.torch_threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, {"world": world.model_dump(mode="json"),
+                         "train": cfg.model_dump(mode="json")}, cfg.seed,
+                   resumed_from=str(resume) if resume else None)  # fmt: skip
+    ensure_ray(cfg.num_cpus)
+    algo = build_algorithm_config(world, cfg).build_algo()
+    if resume is not None:
+        algo.restore_from_path(str(Path(resume).resolve()))
+    progress_rows: list[dict[str, Any]] = []
+    eval_rows: list[dict[str, Any]] = []
+    curve = out / "eval_curve.csv"
+    if resume is not None and curve.exists():  # keep the curve of the run we continue
+        with curve.open() as f:
+            eval_rows = list(csv.DictReader(f))
+    writer = SummaryWriter(str(out / "tb"))
+    last_eval: dict[str, Any] = {}
+    start_iter = int(algo.iteration)
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    try:
+        with (
+            Progress(*columns, disable=not show_progress) as progress,
+            (out / "result.json").open("a") as results,
+        ):
+            task = progress.add_task("PPO iterations", total=cfg.iterations)
+            for i in range(start_iter + 1, start_iter + cfg.iterations + 1):
+                result = algo.train()
+                results.write(json.dumps(result, default=str) + "\n")
+                results.flush()
+                for name, value in _flatten(result).items():
+                    writer.add_scalar(name, value, i)
+                row = {"iteration": i, **{k: _get(result, p) for k, p in SCALARS.items()}}
+                progress_rows.append(row)
+                _write_csv(progress_rows, out / "progress.csv")
+                ret = row["episode_return_mean"]
+                progress.update(task, advance=1, description=f"PPO iter {i}: return "
+                                f"{ret if ret is None else round(float(ret), 2)}")  # fmt: skip
+                final = i == start_iter + cfg.iterations
+                if (cfg.eval_every and i % cfg.eval_every == 0) or final:
+                    last_eval = evaluate_module(algo.get_module(), world, cfg)
+                    scalars = {k: v for k, v in last_eval.items() if not isinstance(v, list)}
+                    steps = row["num_env_steps_sampled_lifetime"]
+                    eval_rows.append({"iteration": i, "env_steps": steps, **scalars})
+                    _write_csv(eval_rows, curve)
+                    for key in ("mean_return", "return_rate", "session_depth", "click_rate"):
+                        writer.add_scalar(f"eval/{key}", last_eval[key], i)
+                if cfg.checkpoint_every and i % cfg.checkpoint_every == 0:
+                    save_checkpoint(algo, out / "checkpoints" / f"iter_{i:04d}")
+            save_checkpoint(algo, out / "checkpoint")
+    finally:
+        writer.close()
+        algo.stop()
+    return last_eval

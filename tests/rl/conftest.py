@@ -1,0 +1,16 @@
+"""Ray is started once per test session, for the tests that train (PLATFORM.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    from recoworld.rl.train import ensure_ray
+
+    ensure_ray(2)
+    yield
+    ray.shutdown()
