@@ -158,10 +158,13 @@ class LLMBackend(ABC):
                     history[i].append(raw.text)
                     message = _describe(err, raw)
                     errors[i].append(message)
-                    current[i] = current[i].with_messages([
-                        ChatMessage("assistant", raw.text[:2000]),
+                    # the repair re-asks the original chat (not the previous repair), so the
+                    # prompt stays bounded: the last invalid answer (cut to REPAIR_ECHO
+                    # characters) and the error, plus the schema when it is short
+                    current[i] = requests[i].with_messages([
+                        ChatMessage("assistant", raw.text[:REPAIR_ECHO]),
                         ChatMessage("user", REPAIR_PROMPT.format(
-                            error=message, schema=_compact(json_schema))),
+                            error=message, schema=_schema_hint(json_schema))),
                     ])  # fmt: skip
                     still.append(i)
                     continue
@@ -215,6 +218,23 @@ def _describe(err: ValidationError, raw: RawCompletion) -> str:
     if raw.finish_reason == "length":
         text += " (the reply was cut off at the token limit; keep it shorter)"
     return text
+
+
+REPAIR_ECHO = 600
+SCHEMA_IN_REPAIR = 1200
+
+
+def _schema_hint(schema: dict[str, Any]) -> str:
+    """The compact schema, or — when it is long (it would crowd a small model's context on
+    every repair) — a pointer to the format asked for in the conversation."""
+    text = _compact(schema)
+    if len(text) <= SCHEMA_IN_REPAIR:
+        return text
+    return (
+        "(the JSON format described in the first message; schema title "
+        + repr(schema.get("title", "response"))
+        + ")"
+    )
 
 
 def _compact(schema: dict[str, Any]) -> str:
