@@ -399,19 +399,15 @@ class LLMUserModel(HybridUserModel):
             resp.instruction[r] = sub.instruction[r]
             resp.reasoning[r] = sub.reasoning[r]
             resp.mindset[r] = sub.mindset[r]
-        # merge the instruction vectors of both groups, in row order
+        # the instruction vectors of both groups, in row order
         both = np.flatnonzero(resp.instructed)
         if both.size:
-            t = self.catalog.n_topics
-            merged = np.zeros((both.size, t + 1), dtype=np.float32)
-            for name, src in (("llm", resp.extra["instruction_vector"]),
-                              ("fallback", sub.extra["instruction_vector"])):  # fmt: skip
-                if src is None:
-                    continue
-                src_rows = np.flatnonzero(resp.instructed & (failed if name == "fallback"
-                                                             else ~failed))  # fmt: skip
-                merged[np.searchsorted(both, src_rows)] = src
-            resp.extra["instruction_vector"] = merged
+            full = np.zeros((len(failed), self.catalog.n_topics + 1), dtype=np.float32)
+            for mask, src in ((resp.instructed & ~failed, resp.extra["instruction_vector"]),
+                              (sub.instructed, sub.extra["instruction_vector"])):  # fmt: skip
+                if src is not None:
+                    full[mask] = src
+            resp.extra["instruction_vector"] = full[both]
 
     # ------------------------------------------------------------------ memory
     def _remember(
