@@ -46,6 +46,10 @@ demo: $(STAMP)
 		--users 3 --steps 15 --out runs/demo/transcript.md
 	$(BIN)/recoworld transcript --config experiments/configs/demo.yaml --simulator llm \
 		--mode score --users 3 --steps 8 --out runs/demo/transcript_llm.md
+	$(BIN)/recoworld train --algo ppo --config experiments/configs/ppo.yaml --iterations 20 \
+		--out runs/demo/ppo --quiet
+	$(BIN)/recoworld evaluate --config experiments/configs/eval.yaml --out runs/demo/report
+	@echo "report: runs/demo/report/report.html"
 
 models: $(STAMP)
 	$(BIN)/recoworld models prepare

@@ -9,6 +9,7 @@
     recoworld models prepare                  # convert the embedded LLM for vLLM (once)
     recoworld transcript --simulator hybrid   # a few users' sessions, readable
     recoworld transcript --simulator llm --mode score   # LLM-driven users (RecoWorld loop)
+    recoworld evaluate --config experiments/configs/eval.yaml --out report/
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
@@ -79,6 +80,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"outputs in [bold]{args.out}[/]: summary.json, retention.png, manifest.json"
                   + (", trajectories_<policy>.parquet" if sim.log else ""))  # fmt: skip
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recoworld.evaluation.report import print_leaderboard
+    from recoworld.evaluation.runner import load_eval_config, run_evaluation
+
+    cfg = load_eval_config(args.config)
+    updates: dict[str, Any] = {}
+    if args.seeds:
+        updates["seeds"] = args.seeds
+    for flag in ("users", "episodes"):
+        if getattr(args, flag) is not None:
+            updates[flag] = getattr(args, flag)
+    if args.policy:
+        updates["policies"] = [p for p in cfg.policies if p.name in args.policy]
+        missing = set(args.policy) - {p.name for p in cfg.policies}
+        if missing:
+            raise ValueError(f"--policy: not in {args.config}: {sorted(missing)}")
+    if updates:
+        cfg = type(cfg).model_validate({**cfg.model_dump(), **updates})
+    names = [p.name for p in cfg.policies]
+    console.print(
+        f"[bold]RecoWorld evaluate[/]: policies={names} worlds={[w.name for w in cfg.worlds]} "
+        f"seeds={cfg.seeds} lives/run={cfg.episodes} baseline={cfg.baseline}"
+    )
+    results = run_evaluation(
+        cfg, args.out, show_progress=not args.quiet, base_dir=Path(args.config).parent
+    )
+    print_leaderboard(results, console)
+    console.print(f"outputs in [bold]{args.out}[/]: report.html, results.json, episodes.parquet, "
+                  "trajectories/, manifest.json")  # fmt: skip
     return 0
 
 
@@ -238,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--trajectories", action="store_true", help="also the trajectory log")
     rec.add_argument("--out", default="runs/offline_data")
     rec.set_defaults(func=cmd_record)
+
+    ev = sub.add_parser("evaluate", help="compare policies across worlds and seeds; HTML report")
+    ev.add_argument("--config", required=True, help="eval YAML (an evaluate: section)")
+    ev.add_argument("--out", default="runs/report", help="output directory")
+    ev.add_argument("--policy", action="append", help="only these policies of the config")
+    ev.add_argument("--seeds", type=int, nargs="+", help="seeds (override the config)")
+    ev.add_argument("--users", type=int, help="parallel user slots per run")
+    ev.add_argument("--episodes", type=int, help="user lives per (world, seed, policy)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser("transcript", help="print and save a few users' sessions, as text")
     tr.add_argument("--config", help="run YAML (its world: section)")

@@ -274,6 +274,14 @@ class EpisodeConfig(StrictModel):
         description="H: how many of the user's last clicked items (catalog indices, most "
         "recent first) the observation's 'recent_items' holds.",
     )
+    ground_truth_info: bool = Field(
+        False,
+        description="Put the simulator's ground truth in info for evaluation (policies must "
+        "not read it): 'candidate_index' [M] and 'candidate_relevance' [M] (click probability "
+        "of each candidate shown alone, before the step), 'slate_relevance' [k], "
+        "'user_novelty' (static novelty propensity) and 'instruction_vector' [T] (the parsed "
+        "active instruction). Costs one utility pass over the M candidates per step.",
+    )
     text_info: Literal["all", "instructions", "none"] = Field(
         "all",
         description="Text in info: 'all' (titles, reasoning, mindset, instruction), "

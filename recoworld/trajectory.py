@@ -27,7 +27,13 @@ SCALAR_COLUMNS = (
     *(f"reward_{t}" for t in REWARD_TERMS),
 )  # fmt: skip
 SLATE_COLUMNS = ("item_ids", "shown", "click", "watch", "like", "follow", "gift", "utility")
-TEXT_COLUMNS = ("instruction", "reasoning", "mindset")
+TEXT_COLUMNS = ("instruction", "reasoning", "mindset", "instruction_source", "decision_source")
+OPTIONAL_COLUMNS = (
+    "item_index", "candidate_index", "candidate_relevance", "slate_relevance", "user_novelty",
+    "instruction_vector",
+)  # fmt: skip
+"""Logged when the step's info has them (``episode.ground_truth_info`` adds all but the
+first): 2-d arrays become fixed-size list columns."""
 
 
 class TrajectoryLog:
@@ -60,6 +66,9 @@ class TrajectoryLog:
         }
         for key in (*SCALAR_COLUMNS, *SLATE_COLUMNS):
             chunk[key] = np.asarray(info[key])[rows]
+        for key in OPTIONAL_COLUMNS:
+            if key in info:
+                chunk[key] = np.asarray(info[key])[rows]
         for key in (*TEXT_COLUMNS, "titles"):
             if key in info:
                 chunk[key] = [info[key][r] for r in rows]
@@ -70,10 +79,14 @@ class TrajectoryLog:
         if not self._chunks:
             raise ValueError("TrajectoryLog: nothing recorded")
         columns: dict[str, pa.Array] = {}
-        first = self._chunks[0]
-        for key in first:
-            parts = [c[key] for c in self._chunks]
-            if key in SLATE_COLUMNS:
+        keys = list(dict.fromkeys(key for c in self._chunks for key in c))
+        for key in keys:
+            missing = [i for i, c in enumerate(self._chunks) if key not in c]
+            if missing and key not in TEXT_COLUMNS:
+                raise ValueError(f"TrajectoryLog: column {key!r} missing from some steps")
+            # a text column can be absent from some steps (e.g. no instruction was written)
+            parts = [c.get(key, [None] * len(c["t"])) for c in self._chunks]
+            if key in SLATE_COLUMNS or (key in OPTIONAL_COLUMNS and parts[0].ndim == 2):
                 flat = np.concatenate(parts)
                 columns[key] = pa.FixedSizeListArray.from_arrays(
                     pa.array(flat.ravel()), flat.shape[1]

@@ -181,13 +181,17 @@ def test_linucb_updates_from_a_single_env(small_config):
     env = RecoWorldEnv(config=small_config)
     rec = make_baseline("linucb", env.world)
     obs, _ = env.reset(seed=0)
-    for _ in range(5):
+    clicks = steps = 0
+    while clicks == 0 or steps < 5:  # theta moves only once a shown slot is clicked
         slate = rec.act(obs)
         _assert_slates(slate, (3,), 10)
         nxt, reward, term, trunc, info = env.step(slate)
         rec.update(obs, slate, np.float32(reward), nxt, np.array(term or trunc), info)
-        obs = nxt
-    assert rec.n_updates == 15 and np.abs(rec.theta).sum() > 0
+        clicks += int(np.sum(info["click"]))
+        steps += 1
+        obs, _ = env.reset() if term or trunc else (nxt, None)
+        assert steps < 200, "no click in 200 steps"
+    assert rec.n_updates == 3 * steps and np.abs(rec.theta).sum() > 0
     with pytest.raises(ValueError, match="lacks 'click'"):
         rec.update(obs, slate, 0.0, obs, False, {})
 

@@ -9,7 +9,7 @@ import pytest
 from recoworld import RecoWorldVectorEnv
 from recoworld.cli import main
 from recoworld.policies import RandomRecommender
-from recoworld.trajectory import TrajectoryLog, read_trajectories
+from recoworld.trajectory import SCALAR_COLUMNS, SLATE_COLUMNS, TrajectoryLog, read_trajectories
 
 
 def _log(config, steps=30, b=6):
@@ -128,3 +128,20 @@ def test_summary_covers_the_first_lives_started(tmp_path):
     assert summary["mean_return"] == pytest.approx(first["reward"].sum() / 20, rel=1e-4)
     ended = first[first["terminated"] | first["truncated"]]["episode_id"]
     assert sorted(ended) == list(range(20))
+
+
+def test_trajectory_log_text_column_absent_from_some_steps():
+    def info(with_source: bool) -> dict:
+        k = 2
+        d = {key: np.zeros(1) for key in SCALAR_COLUMNS}
+        d.update({key: np.zeros((1, k)) for key in SLATE_COLUMNS})
+        d["instruction"] = np.array(["more jazz" if with_source else None], dtype=object)
+        if with_source:
+            d["instruction_source"] = np.array(["llm"], dtype=object)
+        return d
+
+    log = TrajectoryLog()
+    log.record(0, info(False), np.zeros(1), np.zeros(1, bool), np.zeros(1, bool))
+    log.record(1, info(True), np.zeros(1), np.zeros(1, bool), np.zeros(1, bool))
+    table = log.to_table()
+    assert table.column("instruction_source").to_pylist() == [None, "llm"]

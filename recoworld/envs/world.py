@@ -193,6 +193,15 @@ class World:
         step_in_session = st.session_step.copy()
 
         active = np.ones(b, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        truth: dict[str, np.ndarray] = {}
+        if ep.ground_truth_info:  # before the step: what the user would have liked now
+            rel = self.simulator.relevance(st, cands)
+            truth = {
+                "candidate_index": cands.copy(),
+                "candidate_relevance": rel,
+                "slate_relevance": np.take_along_axis(rel, actions, axis=1) * valid,
+                "user_novelty": st.novelty_static.copy(),
+            }
         resp = self.simulator.respond(
             st, items, valid, self.rng_responses, text=ep.text_info, active=active
         )
@@ -222,6 +231,8 @@ class World:
             resp, items, valid, left, session_end, returned, gap, terms, session_index,
             step_in_session,
         )  # fmt: skip
+        if truth:
+            info.update(truth, instruction_vector=p.instruction.copy())
         return obs, reward, terminated, truncated, info
 
     def _log_platform(self, resp: Responses, items: np.ndarray) -> None:

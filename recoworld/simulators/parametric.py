@@ -56,6 +56,7 @@ as one packed vector (``parametric_params.PARAM_NAMES``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -153,6 +154,42 @@ class FittedPopulation:
         return len(self.novelty_static)
 
 
+class TraitStream:
+    """New users' traits in a fixed order: drawn from a generator in blocks of ``block``
+    users and handed out one after another, so that the j-th user is the same whether users
+    arrive one at a time or many at once (common random numbers across policies: in two runs
+    with the same seed, episode j meets the same user although different policies end
+    episodes at different steps). A different generator object restarts the stream."""
+
+    def __init__(self, block: int = 256) -> None:
+        self.block = block
+        self._rng: np.random.Generator | None = None
+        self._buffer: dict[str, np.ndarray] = {}
+        self._pos = 0
+
+    def take(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        draw: Callable[[int, np.random.Generator], dict[str, np.ndarray]],
+    ) -> dict[str, np.ndarray]:
+        if rng is not self._rng:
+            self._rng, self._buffer, self._pos = rng, {}, 0
+        parts: list[dict[str, np.ndarray]] = []
+        while n > 0:
+            size = len(next(iter(self._buffer.values()))) if self._buffer else 0
+            if self._pos >= size:
+                self._buffer, self._pos = draw(self.block, rng), 0
+                size = self.block
+            m = min(n, size - self._pos)
+            parts.append({k: v[self._pos : self._pos + m] for k, v in self._buffer.items()})
+            self._pos += m
+            n -= m
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 class ParametricUserModel:
     """Vectorized parametric users over a catalog (implements ``UserSimulator``)."""
 
@@ -172,6 +209,7 @@ class ParametricUserModel:
             if population.latent.shape[1] != catalog.latent_dim:
                 raise ValueError("fitted population latent_dim does not match the catalog")
         self.population = population
+        self._trait_stream = TraitStream()
         fitted = population is not None and self.config.source == "movielens"
         if fitted and self.config.fitted_weights and population.weights:
             self.config = self.config.model_copy(update=population.weights)
@@ -235,38 +273,56 @@ class ParametricUserModel:
 
     def replace_users(self, state: UserState, rows: np.ndarray, rng: np.random.Generator) -> None:
         """Put new users into ``rows`` of ``state`` in place (autoreset without allocating
-        [n, N] arrays): draw their traits, clear everything they have lived through."""
+        [n, N] arrays): take the next users of the trait stream (``TraitStream``: the j-th
+        user drawn from ``rng`` is the same however the draws are batched, so every policy
+        run with the same seed meets the same users in the same order), clear everything
+        they have lived through."""
         cfg = self.config
-        n_new = len(rows)
-        t, d = self.catalog.n_topics, self.catalog.latent_dim
-        if self.population is not None and cfg.source == "movielens":
-            pop_rows = rng.integers(0, len(self.population), size=n_new)
-            state.interest[rows] = self.population.interest[pop_rows]
-            state.latent[rows] = self.population.latent[pop_rows]
-            state.novelty_static[rows] = self.population.novelty_static[pop_rows]
-            state.patience[rows] = self.population.patience[pop_rows]
-            era = self.population.era
-            state.era[rows] = 0.5 if era is None else era[pop_rows]
-            state.population_row[rows] = pop_rows
-        else:
-            # Dirichlet(concentration) draws as normalised gammas; only the ratio to the
-            # favourite topic matters, so normalising by the max is enough.
-            g = rng.standard_gamma(cfg.interest_concentration, size=(n_new, t))
-            state.interest[rows] = g / np.maximum(g.max(axis=1, keepdims=True), 1e-30)
-            state.latent[rows] = rng.normal(0.0, 1.0 / np.sqrt(d), size=(n_new, d))
-            state.novelty_static[rows] = rng.beta(
-                cfg.novelty_static_a, cfg.novelty_static_b, size=n_new
-            )
-            state.patience[rows] = rng.gamma(4.0, cfg.patience_mean / 4.0, size=n_new)
-            state.era[rows] = rng.beta(cfg.era_a, cfg.era_b, size=n_new)
-            state.population_row[rows] = -1
+        if len(rows) == 0:
+            return
+        traits = self._trait_stream.take(len(rows), rng, self._draw_traits)
+        for name in ("interest", "latent", "novelty_static", "patience", "era", "population_row"):
+            getattr(state, name)[rows] = traits[name]
         for name in ("fatigue", "exposure", "creator_affinity", "creator_clicks", "follows",
                      "seen", "consumed", "session_step", "session_index",
                      "instructions_in_session", "instruction_vec"):  # fmt: skip
             getattr(state, name)[rows] = 0
         state.satisfaction[rows] = cfg.satisfaction_init
         state.instruction_age[rows] = INACTIVE
-        state.novelty_session[rows] = self._draw_session_novelty(state.novelty_static[rows], rng)
+        spread = cfg.novelty_session_spread
+        state.novelty_session[rows] = np.clip(
+            traits["novelty_static"] + spread * traits["session_noise"], 0.0, 1.0
+        ).astype(np.float32)
+
+    def _draw_traits(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Traits of ``n`` new users (vectorised draws from ``rng``)."""
+        cfg = self.config
+        t, d = self.catalog.n_topics, self.catalog.latent_dim
+        if self.population is not None and cfg.source == "movielens":
+            rows = rng.integers(0, len(self.population), size=n)
+            era = self.population.era
+            traits = {
+                "interest": self.population.interest[rows],
+                "latent": self.population.latent[rows],
+                "novelty_static": self.population.novelty_static[rows],
+                "patience": self.population.patience[rows],
+                "era": np.full(n, 0.5, np.float32) if era is None else era[rows],
+                "population_row": rows.astype(np.int64),
+            }
+        else:
+            # Dirichlet(concentration) draws as normalised gammas; only the ratio to the
+            # favourite topic matters, so normalising by the max is enough.
+            g = rng.standard_gamma(cfg.interest_concentration, size=(n, t))
+            traits = {
+                "interest": g / np.maximum(g.max(axis=1, keepdims=True), 1e-30),
+                "latent": rng.normal(0.0, 1.0 / np.sqrt(d), size=(n, d)),
+                "novelty_static": rng.beta(cfg.novelty_static_a, cfg.novelty_static_b, size=n),
+                "patience": rng.gamma(4.0, cfg.patience_mean / 4.0, size=n),
+                "era": rng.beta(cfg.era_a, cfg.era_b, size=n),
+                "population_row": np.full(n, -1, dtype=np.int64),
+            }
+        traits["session_noise"] = rng.standard_normal(n)
+        return traits
 
     def _draw_session_novelty(self, static: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         spread = self.config.novelty_session_spread
@@ -302,6 +358,15 @@ class ParametricUserModel:
     def utility(self, state: UserState, items: np.ndarray) -> np.ndarray:
         """Ground-truth utility [B, m] of items [B, m] for each user, right now."""
         return self.utility_components(state, items)[2]
+
+    def relevance(self, state: UserState, items: np.ndarray) -> np.ndarray:
+        """Ground-truth graded relevance [B, m] in (0, 1) of items [B, m]: the probability
+        that the user clicks the item if it is shown alone at the top of a slate (the choice
+        model with one item and the no-click option): sigmoid((u - no_click_utility) / T).
+        Monotone in the utility, non-negative, so it serves as the gain of NDCG."""
+        cfg = self.config
+        x = (self.utility(state, items) - cfg.no_click_utility) / cfg.choice_temperature
+        return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
 
     # ------------------------------------------------------------------ step
     def respond(
