@@ -10,6 +10,7 @@
     recoworld transcript --simulator hybrid   # a few users' sessions, readable
     recoworld transcript --simulator llm --mode score   # LLM-driven users (RecoWorld loop)
     recoworld evaluate --config experiments/configs/eval.yaml --out report/
+    recoworld population test-item --item item.yaml --segment students --users 100
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
@@ -114,6 +115,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print_leaderboard(results, console)
     console.print(f"outputs in [bold]{args.out}[/]: report.html, results.json, episodes.parquet, "
                   "trajectories/, manifest.json")  # fmt: skip
+    return 0
+
+
+def cmd_population_test_item(args: argparse.Namespace) -> int:
+    from recoworld.creator_studio import format_report, run_studio
+
+    options = {k: getattr(args, k) for k in ("comparables", "position", "policy", "seed")}
+    console.print(
+        f"[bold]RecoWorld creator studio[/]: {args.item} -> segment {args.segment!r}, "
+        f"{args.users} users" + (f", simulator {args.simulator}" if args.simulator else "")
+    )
+    report = run_studio(
+        args.item, args.segment, args.users, out_dir=args.out, world=args.config,
+        simulator=args.simulator, **options,
+    )  # fmt: skip
+    console.print(format_report(report), markup=False, highlight=False)
+    if args.out:
+        console.print(f"written to [bold]{args.out}[/]: studio.md, studio.json, manifest.json")
     return 0
 
 
@@ -283,6 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, help="user lives per (world, seed, policy)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_evaluate)
+
+    pop = sub.add_parser("population", help="population tools (creator studio)")
+    pop_sub = pop.add_subparsers(dest="population_command", required=True)
+    ti = pop_sub.add_parser(
+        "test-item", help="how would a segment respond to a new item? (creator studio)"
+    )
+    ti.add_argument("--item", required=True, help="item YAML: title, description, topics, ...")
+    ti.add_argument("--segment", required=True, help="segment name (the world's segments)")
+    ti.add_argument("--users", type=int, default=100, help="simulated users of the segment")
+    ti.add_argument("--config", help="world YAML (default: MovieLens, fitted users, LLM users)")
+    ti.add_argument("--simulator", choices=["llm", "hybrid", "parametric"])
+    ti.add_argument("--comparables", type=int, default=3, help="existing items to compare with")
+    ti.add_argument("--position", type=int, default=0, help="slate slot of the item (0 = top)")
+    ti.add_argument("--policy", default="popular", help="fills the other slots")
+    ti.add_argument("--seed", type=int, default=0)
+    ti.add_argument("--out", help="directory for studio.md, studio.json, manifest.json")
+    ti.set_defaults(func=cmd_population_test_item)
 
     tr = sub.add_parser("transcript", help="print and save a few users' sessions, as text")
     tr.add_argument("--config", help="run YAML (its world: section)")

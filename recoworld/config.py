@@ -10,11 +10,12 @@ partial documents (unspecified fields keep their defaults).
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class StrictModel(BaseModel):
@@ -403,6 +404,85 @@ class LLMUserConfig(StrictModel):
     )
 
 
+# --------------------------------------------------------------------------- segments
+
+SAMPLED_FIELDS = (
+    "interest_concentration", "novelty_static_a", "novelty_static_b", "patience_mean", "era_a",
+    "era_b",
+)  # fmt: skip
+FILTER_FIELDS = ("age", "gender", "occupations", "favourite_genres")
+
+
+class SegmentSpec(StrictModel):
+    """One segment of the user population (see the module docstring). Sampled-user fields
+    left at None fall back to the model's ``ParametricUserConfig``; filter fields left at
+    None do not filter."""
+
+    name: str = Field(min_length=1, description="Segment name (unique within a list).")
+    weight: float = Field(gt=0.0, description="Relative share of new users in this segment.")
+    persona: str | None = Field(
+        None, description="One-sentence description of the segment for LLM prompts/reports."
+    )
+    # sampled users: overrides of the ParametricUserConfig fields of the same names
+    interest_concentration: float | None = Field(
+        None, gt=0.0, description="Dirichlet concentration of topic interests (low = focused)."
+    )
+    novelty_static_a: float | None = Field(None, gt=0.0, description="Beta(a, b) of novelty.")
+    novelty_static_b: float | None = Field(None, gt=0.0, description="Beta(a, b) of novelty.")
+    patience_mean: float | None = Field(None, ge=0.0, description="Mean patience (Gamma, k=4).")
+    era_a: float | None = Field(None, gt=0.0, description="Beta(a, b) of the preferred era.")
+    era_b: float | None = Field(None, gt=0.0, description="Beta(a, b) of the preferred era.")
+    topic_boost: dict[str, float] = Field(
+        default_factory=dict,
+        description="Topic name -> factor >= 0 multiplying that topic's gamma draw before the "
+        "max-normalisation of interests (> 1: more of the segment likes the topic).",
+    )
+    # MovieLens-fitted users: a filter on the real raters
+    age: tuple[int, int] | None = Field(None, description="Inclusive age range (lo, hi).")
+    gender: Literal["M", "F"] | None = Field(None, description="Gender of the rater.")
+    occupations: list[str] | None = Field(None, description="ML-100k occupation names.")
+    favourite_genres: list[str] | None = Field(
+        None, description="The rater's favourite genre (``favourite_genre``) is among these."
+    )
+
+    @field_validator("topic_boost")
+    @classmethod
+    def _check_boost(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not (v >= 0.0 and math.isfinite(v))}
+        if bad:
+            raise ValueError(f"topic_boost factors must be finite and >= 0, got {bad}")
+        return value
+
+    @field_validator("age")
+    @classmethod
+    def _check_age(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 0 <= value[0] <= value[1]:
+            raise ValueError(f"age must be an inclusive range (lo, hi), 0 <= lo <= hi: {value}")
+        return value
+
+    @field_validator("occupations", "favourite_genres")
+    @classmethod
+    def _check_nonempty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("must list at least one name (or be left out)")
+        return value
+
+    @property
+    def has_filter(self) -> bool:
+        """True when the segment filters MovieLens raters."""
+        return any(getattr(self, f) is not None for f in FILTER_FIELDS)
+
+    @property
+    def sampled_overrides(self) -> dict[str, Any]:
+        """The sampled-user fields the segment sets (topic_boost included when non-empty)."""
+        out: dict[str, Any] = {
+            f: getattr(self, f) for f in SAMPLED_FIELDS if getattr(self, f) is not None
+        }
+        if self.topic_boost:
+            out["topic_boost"] = self.topic_boost
+        return out
+
+
 class WorldConfig(StrictModel):
     """Everything that defines a world. ``simulator``/``representation`` pick the variants."""
 
@@ -428,6 +508,12 @@ class WorldConfig(StrictModel):
         "how the hybrid world checks a paraphrase): 'embedding' (MiniLM similarity, 82% exact "
         "on held-out natural sentences vs 48% lexical; ~17 ms per sentence, model loaded on "
         "first use) or 'lexical' (topic names and cue words, 0.03 ms).",
+    )
+    segments: list[SegmentSpec] | str | None = Field(
+        None,
+        description="Draw new users from weighted segments: a list of segments, 'movielens' "
+        "(the shipped MovieLens segmentation by age, occupation and genre taste) or a YAML "
+        "file with a top-level `segments:` list. None: one population.",
     )
 
     @model_validator(mode="after")
@@ -495,3 +581,87 @@ def _deep_merge(into: dict[str, Any], update: dict[str, Any]) -> None:
             _deep_merge(into[key], value)
         else:
             into[key] = value
+
+
+# --------------------------------------------------------------------------- population
+
+
+class SocialConfig(StrictModel):
+    """The friendship graph and sharing of a population."""
+
+    degree: int = Field(
+        6, ge=0, le=200, description="Friends per user (Watts-Strogatz ring lattice: even)."
+    )
+    rewire: float = Field(0.1, ge=0.0, le=1.0, description="Share of edges rewired at random.")
+    share_probability: float = Field(
+        0.25, ge=0.0, le=1.0, description="Chance that a liked item is shared with each friend."
+    )
+    inbox_size: int = Field(4, ge=1, le=64, description="Shared items a user holds, newest kept.")
+    slots: int = Field(
+        1, ge=0, description="Candidate slots per step from the inbox ('shared by a friend')."
+    )
+
+    @model_validator(mode="after")
+    def _even(self) -> SocialConfig:
+        if self.degree % 2:
+            raise ValueError(f"social.degree must be even (a ring lattice), got {self.degree}")
+        return self
+
+
+class TrendingConfig(StrictModel):
+    """Trending popularity: the population's recent clicks feed candidate generation."""
+
+    slots: int = Field(2, ge=0, description="Candidate slots per step drawn from trending items.")
+    decay: float = Field(
+        0.95, ge=0.0, lt=1.0, description="Per-step decay of the population's click counts."
+    )
+
+
+class PublishingConfig(StrictModel):
+    """Creators publishing new items over time: the newest ``reserve`` items of the catalog
+    are held back at the start and released in release-time order."""
+
+    reserve: int = Field(0, ge=0, description="Newest items held back at the start.")
+    rate: float = Field(0.5, ge=0.0, description="Expected items published per step (Poisson).")
+    every: int = Field(
+        10,
+        ge=1,
+        description="Release in batches every this many steps (each release rebuilds the "
+        "candidate tables, O(items)).",
+    )
+    follower_slots: int = Field(
+        1, ge=0, description="Candidate slots for a followed creator's recent upload."
+    )
+    recent_steps: int = Field(20, ge=1, description="How long an upload counts as recent.")
+
+
+class PopulationConfig(StrictModel):
+    """A population on one platform (``recoworld.envs.population``)."""
+
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    n_users: int = Field(64, ge=1, le=10_000_000, description="Users at the start.")
+    capacity: int | None = Field(
+        None, ge=1, description="Most users ever (arrivals fill it); default n_users."
+    )
+    arrival_rate: float = Field(0.0, ge=0.0, description="Expected new users per step (Poisson).")
+    max_cycles: int = Field(500, ge=1, description="Steps after which every agent is truncated.")
+    social: SocialConfig = Field(default_factory=SocialConfig)
+    trending: TrendingConfig = Field(default_factory=TrendingConfig)
+    publishing: PublishingConfig = Field(default_factory=PublishingConfig)
+
+    @property
+    def max_users(self) -> int:
+        return self.capacity or self.n_users
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PopulationConfig:
+        if self.capacity is not None and self.capacity < self.n_users:
+            raise ValueError(f"capacity={self.capacity} is below n_users={self.n_users}")
+        slots = self.social.slots + self.trending.slots + self.publishing.follower_slots
+        m, k = self.world.candidates.n_candidates, self.world.episode.slate_size
+        if slots > m - k:
+            raise ValueError(
+                f"social.slots + trending.slots + publishing.follower_slots = {slots} leaves "
+                f"fewer than slate_size={k} of the n_candidates={m} slots to the platform"
+            )
+        return self

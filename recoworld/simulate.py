@@ -230,19 +230,17 @@ def run_simulation(
     world_config: WorldConfig, sim: SimulateConfig, out_dir: str | Path, show_progress: bool = True
 ) -> dict[str, dict[str, Any]]:
     """Run every policy of ``sim`` in ``world_config``; write outputs under ``out_dir``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from recoworld.progress import progress_bar
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out, {"world": world_config.model_dump(mode="json"),
                          "simulate": sim.model_dump(mode="json")}, sim.seed)  # fmt: skip
     summary: dict[str, dict[str, Any]] = {}
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
     # one LLM backend (engine) for every policy of an LLM world
     backend = make_backend(world_config.llm) if world_config.simulator != "parametric" else None
     try:
-        with Progress(*columns, disable=not show_progress) as progress:
+        with progress_bar(show_progress) as progress:
             for policy in sim.policies:
                 task = progress.add_task(f"{policy}: episodes", total=sim.episodes)
                 log = TrajectoryLog({"policy": policy, "seed": str(sim.seed)}) if sim.log else None

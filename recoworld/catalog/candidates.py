@@ -72,11 +72,35 @@ class CandidateGenerator:
             np.array([mix.popular, mix.random, mix.interest, mix.fresh]), config.n_candidates
         )
         self.sources = np.repeat(np.arange(len(SOURCES)), self.counts)  # [M]
-        pop = catalog.popularity.astype(np.float64) ** config.popularity_power + 1e-12
+        self._topic_items, self._topic_offsets, self._all_topic_counts = catalog.topic_index
+        self.set_available(catalog.n_items)
+
+    def set_available(self, n_available: int) -> None:
+        """Sample only items ``0 .. n_available - 1`` (a catalog prefix: a population holds
+        back its newest items and releases them over time, in index order). Rebuilds the
+        popularity table, the fresh window and the per-topic counts (O(N), so call it when
+        items are released, not every step)."""
+        n_items = self.catalog.n_items
+        if not self.config.n_candidates <= n_available <= n_items:
+            raise ValueError(
+                f"n_available={n_available}: must lie in [n_candidates="
+                f"{self.config.n_candidates}, {n_items}]"
+            )
+        self.n_available = n_available
+        pop = self.catalog.popularity[:n_available].astype(np.float64)
+        pop = pop**self.config.popularity_power + 1e-12
         self._pop_prob, self._pop_alias = alias_table(pop / pop.sum())
-        self._fresh = catalog.newest_first[: min(config.fresh_window, catalog.n_items)]
-        self._topic_items, self._topic_offsets, self._topic_counts = catalog.topic_index
-        self._topic_has_items = self._topic_counts > 0
+        newest = self.catalog.newest_first
+        self._fresh = newest[newest < n_available][: self.config.fresh_window]
+        # items of topic t are sorted by index in the topic index: the available ones come first
+        counts = np.array(
+            [
+                np.searchsorted(self._topic_items[o : o + c], n_available)
+                for o, c in zip(self._topic_offsets, self._all_topic_counts, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        self._topic_counts = counts
 
     @property
     def n_candidates(self) -> int:
@@ -90,7 +114,7 @@ class CandidateGenerator:
 
         sample_candidates(
             rng, history, self.counts, self._pop_prob, self._pop_alias, self._fresh,
-            self._topic_items, self._topic_offsets, self._topic_counts, self.catalog.n_items,
+            self._topic_items, self._topic_offsets, self._topic_counts, self.n_available,
             out,
         )  # fmt: skip
         return out

@@ -140,6 +140,25 @@ class Catalog:
         """[N] days between each release and the newest release (>= 0)."""
         return (self.release_time.max() - self.release_time).astype(np.float32)
 
+    def take(self, order: np.ndarray) -> Catalog:
+        """The catalog with its items in ``order`` (a permutation of 0..N-1): item ``order[j]``
+        becomes row j; external ids, creators and topics travel with their items."""
+        order = np.asarray(order, dtype=np.int64)
+        if order.shape != (self.n_items,) or not np.array_equal(
+            np.sort(order), np.arange(self.n_items)
+        ):
+            raise ValueError("Catalog.take: order must be a permutation of the item rows")
+        return Catalog(
+            name=self.name, item_ids=self.item_ids[order],
+            titles=[self.titles[i] for i in order],
+            descriptions=[self.descriptions[i] for i in order], topics=self.topics[order],
+            topic_names=list(self.topic_names), creator=self.creator[order],
+            creator_names=list(self.creator_names), quality=self.quality[order],
+            duration=self.duration[order], popularity=self.popularity[order],
+            release_time=self.release_time[order], latent=self.latent[order],
+            meta=dict(self.meta),
+        )  # fmt: skip
+
     def topic_list(self, i: int) -> list[str]:
         return [self.topic_names[t] for t in np.flatnonzero(self.topics[i])]
 

@@ -21,6 +21,7 @@ once; the repeated slot is empty (no response, counted in ``info['n_duplicates']
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from recoworld.simulators.instructions import make_instruction_parser
 from recoworld.simulators.llm import LLMUserModel
 from recoworld.simulators.movielens_users import fit_movielens_population
 from recoworld.simulators.parametric import ParametricUserModel, UserState
+from recoworld.simulators.segments import resolve_segments
 
 RESPONSE_KEYS = ("click", "watch", "like", "follow", "gift", "utility")
 
@@ -79,6 +81,8 @@ class World:
             )
         else:
             self.simulator = ParametricUserModel(catalog, config.users, population)
+        if config.segments is not None:
+            self.simulator.use_segments(resolve_segments(config.segments), movielens)
         self.candidates = CandidateGenerator(catalog, config.candidates)
         ep = config.episode
         self.slate_size = ep.slate_size
@@ -94,6 +98,9 @@ class World:
         self.cands: np.ndarray | None = None
         self.episode_id = np.zeros(n_users, dtype=np.int64)
         self._next_episode = 0
+        self.candidate_hook: Callable[[np.ndarray, np.ndarray | None], None] | None = None
+        # called with (responses, items [B, k], shown [B, k]: valid slots of active users)
+        self.response_hook: Callable[[Responses, np.ndarray, np.ndarray], None] | None = None
         self.seed(None)
 
     def close(self) -> None:
@@ -120,7 +127,7 @@ class World:
         self.platform = self._fresh_platform(n)
         self.episode_id = np.arange(self._next_episode, self._next_episode + n, dtype=np.int64)
         self._next_episode += n
-        self.cands = self.candidates.sample(self.rng_candidates, self.platform.topic_history)
+        self.cands = self._sample_candidates(None)
         return self._observe(), self._reset_info(np.arange(n))
 
     def reset_rows(self, rows: np.ndarray, obs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -131,13 +138,22 @@ class World:
         self.platform.assign(rows, self._fresh_platform(len(rows)))
         self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
         self._next_episode += len(rows)
-        self.cands[rows] = self.candidates.sample(
-            self.rng_candidates, self.platform.topic_history[rows]
-        )
+        self.cands[rows] = self._sample_candidates(rows)
         sub = self._observe(rows)
         for key, value in sub.items():
             obs[key][rows] = value
         return self._reset_info(rows)
+
+    def _sample_candidates(self, rows: np.ndarray | None) -> np.ndarray:
+        """Candidates for all users (``rows`` None) or for ``rows``; then ``candidate_hook``
+        (when set, e.g. by a population: trending, shared and newly published items) may
+        overwrite slots in place."""
+        assert self.platform is not None
+        history = self.platform.topic_history if rows is None else self.platform.topic_history[rows]
+        cands = self.candidates.sample(self.rng_candidates, history)
+        if self.candidate_hook is not None:
+            self.candidate_hook(cands, rows)
+        return cands
 
     def _fresh_platform(self, n: int) -> PlatformState:
         return PlatformState.zeros(n, self.catalog.n_topics, self.config.episode.recent_items)
@@ -220,12 +236,14 @@ class World:
         reward, terms = compose_reward(resp, left, returned, self.config.reward)
 
         self._log_platform(resp, items)
+        if self.response_hook is not None:  # e.g. a population: trending, sharing, publishing
+            self.response_hook(resp, items, valid & active[:, None])
         cont = np.flatnonzero(session_end & returned & ~last_session)
         if cont.size:
             self.simulator.start_session(st, cont, self.rng_responses)
             p.start_session(cont, gap[cont])
 
-        self.cands = self.candidates.sample(self.rng_candidates, p.topic_history)
+        self.cands = self._sample_candidates(None)
         obs = self._observe()
         info = self._step_info(
             resp, items, valid, left, session_end, returned, gap, terms, session_index,

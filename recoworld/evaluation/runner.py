@@ -409,7 +409,7 @@ def run_evaluation(
     """Run the comparison, write its outputs under ``out_dir`` (module docstring) and return
     the results dict (what ``results.json`` holds). ``base_dir``: where relative world config
     paths are looked up when they do not exist from the working directory."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from recoworld.progress import progress_bar
 
     for spec in config.policies:  # fail before any run, not after an hour of them
         if spec.checkpoint is not None and not Path(spec.checkpoint).exists():
@@ -425,9 +425,7 @@ def run_evaluation(
     runs: dict[tuple[str, str, int], RunData] = {}
     catalogs: dict[str, Catalog] = {}
     module_cache: dict[str, Recommender] = {}
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, disable=not show_progress) as progress:
+    with progress_bar(show_progress) as progress:
         for ew in config.worlds:
             wcfg = worlds[ew.name]
             users = ew.users or config.users

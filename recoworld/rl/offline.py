@@ -586,8 +586,7 @@ def train_offline(
     ``{"losses": [per-iteration dicts], "eval": run_policy summary, "checkpoint": path,
     "recommender": the greedy ModuleRecommender loaded from the checkpoint}``.
     The world defaults to the one the data was recorded in."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
+    from recoworld.progress import progress_bar
     from recoworld.rl.recommender import ModuleRecommender
 
     torch.set_num_threads(cfg.torch_threads)
@@ -601,11 +600,9 @@ def train_offline(
     ensure_ray(cfg.num_cpus)
     algo = build_offline_config(data_dir, world, cfg).build_algo()
     rows: list[dict[str, Any]] = []
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
     try:
         with (
-            Progress(*columns, disable=not show_progress) as progress,
+            progress_bar(show_progress) as progress,
             (out / "result.json").open("w") as results,
         ):
             task = progress.add_task(f"{cfg.algo} iterations", total=cfg.iterations)

@@ -21,6 +21,8 @@ import torch
 from recoworld.policies.base import batched, unbatch
 
 MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_policy"
+SHARED_MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "shared"
+"""Where a population checkpoint (one policy shared by every user) keeps its module."""
 
 
 def module_checkpoint_dir(path: str | Path) -> Path:
@@ -29,8 +31,9 @@ def module_checkpoint_dir(path: str | Path) -> Path:
     path = Path(path).resolve()
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    if (path / MODULE_SUBDIR).is_dir():
-        return path / MODULE_SUBDIR
+    for sub in (MODULE_SUBDIR, SHARED_MODULE_SUBDIR):  # single-agent, or population (shared)
+        if (path / sub).is_dir():
+            return path / sub
     if (path / "module_state.pt").exists() or any(path.glob("module_state*")):
         return path
     raise FileNotFoundError(

@@ -230,8 +230,9 @@ def train(
 ) -> dict[str, Any]:
     """Train (see module docstring); returns the last evaluation summary."""
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from tensorboardX import SummaryWriter
+
+    from recoworld.progress import progress_bar
 
     torch.set_num_threads(cfg.torch_threads)
     out = Path(out_dir)
@@ -252,11 +253,9 @@ def train(
     writer = SummaryWriter(str(out / "tb"))
     last_eval: dict[str, Any] = {}
     start_iter = int(algo.iteration)
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
     try:
         with (
-            Progress(*columns, disable=not show_progress) as progress,
+            progress_bar(show_progress) as progress,
             (out / "result.json").open("a") as results,
         ):
             task = progress.add_task("PPO iterations", total=cfg.iterations)

@@ -130,6 +130,7 @@ class LLMUserModel(HybridUserModel):
         super().__init__(catalog, config, population, backend, parser)
         self.llm_user = llm_user or LLMUserConfig()
         self.scorer = ContrastiveScorer(self.backend, catalog)
+        self.slot_notes: np.ndarray | None = None  # [B, k] object: platform notes per slot
         self.stats.update({"turns": 0, "narrated": 0, "narration_fallback": 0,
                            "generate_fallback": 0, "corrected_actions": 0})  # fmt: skip
 
@@ -276,7 +277,10 @@ class LLMUserModel(HybridUserModel):
                     memory=list(state.memory[r]),
                     mindset=state.mindset[r],
                     instruction=self._active_instruction_text(state, r),
-                    items=[self._item_view(int(i)) for i in items[r]],
+                    items=[
+                        self._item_view(int(i), self._slot_note(r, j))
+                        for j, i in enumerate(items[r])
+                    ],
                 ),
                 max_tokens=120 + 90 * k,
             )
@@ -478,7 +482,7 @@ class LLMUserModel(HybridUserModel):
             f"llm-user/{kind}/row-{r}/session-{state.session_index[r]}/step-{state.session_step[r]}"
         )
 
-    def _item_view(self, item: int) -> dict[str, str]:
+    def _item_view(self, item: int, note: str = "") -> dict[str, str]:
         cat = self.catalog
         n = self.llm_user.description_chars
         return {
@@ -486,7 +490,14 @@ class LLMUserModel(HybridUserModel):
             "topics": ", ".join(cat.topic_list(item)),
             "creator": cat.creator_names[cat.creator[item]],
             "description": cat.descriptions[item][:n] if n else "",
+            "note": note,
         }
+
+    def _slot_note(self, r: int, j: int) -> str:
+        """The platform's note on slot j of user r's slate (``slot_notes``, set by a
+        population before a step: e.g. "shared by a friend"), or ""."""
+        notes = self.slot_notes
+        return "" if notes is None else str(notes[r, j] or "")
 
     def _active_instruction_text(self, state: UserState, r: int) -> str:
         if state.instruction_age[r] >= self.config.instruction_memory:

@@ -70,7 +70,10 @@ from recoworld.simulators.instructions import Instruction, render_instruction
 from recoworld.simulators.parametric_params import pack_params
 
 if TYPE_CHECKING:
+    from recoworld.catalog.movielens import MovieLensData
+    from recoworld.config import SegmentSpec
     from recoworld.simulators.persona import Persona
+    from recoworld.simulators.segments import SegmentedTraits
 
 INACTIVE = np.iinfo(np.int32).max // 2
 # Utility terms, in the order of ``utility_components`` (the LLM user relies on interest and
@@ -125,6 +128,7 @@ class UserState(BatchState):
     instruction_age: np.ndarray  # [B] int32 steps since the last instruction
     population_row: np.ndarray  # [B] int64 row of the fitted population (-1 = sampled)
     era: np.ndarray  # [B] float32 preferred release era, as a release-time percentile
+    segment: np.ndarray  # [B] int64 segment of the population (-1 = no segments)
 
     def was_shown(self, items: np.ndarray) -> np.ndarray:
         """[B, m] bool: item items[b, j] was shown to user b before."""
@@ -210,6 +214,7 @@ class ParametricUserModel:
                 raise ValueError("fitted population latent_dim does not match the catalog")
         self.population = population
         self._trait_stream = TraitStream()
+        self.segments: SegmentedTraits | None = None
         fitted = population is not None and self.config.source == "movielens"
         if fitted and self.config.fitted_weights and population.weights:
             self.config = self.config.model_copy(update=population.weights)
@@ -267,6 +272,7 @@ class ParametricUserModel:
             instruction_age=np.zeros(n_users, dtype=np.int32),
             population_row=np.zeros(n_users, dtype=np.int64),
             era=np.zeros(n_users, f32),
+            segment=np.full(n_users, -1, dtype=np.int64),
         )
         self.replace_users(state, np.arange(n_users), rng)
         return state
@@ -283,6 +289,7 @@ class ParametricUserModel:
         traits = self._trait_stream.take(len(rows), rng, self._draw_traits)
         for name in ("interest", "latent", "novelty_static", "patience", "era", "population_row"):
             getattr(state, name)[rows] = traits[name]
+        state.segment[rows] = traits.get("segment", -1)
         for name in ("fatigue", "exposure", "creator_affinity", "creator_clicks", "follows",
                      "seen", "consumed", "session_step", "session_index",
                      "instructions_in_session", "instruction_vec"):  # fmt: skip
@@ -294,8 +301,23 @@ class ParametricUserModel:
             traits["novelty_static"] + spread * traits["session_noise"], 0.0, 1.0
         ).astype(np.float32)
 
+    def use_segments(
+        self, segments: list[SegmentSpec] | None, movielens: MovieLensData | None = None
+    ) -> None:
+        """Draw new users from weighted segments (``recoworld.simulators.segments``; each
+        user's segment is in ``state.segment``), or from one population when None."""
+        self.segments = None
+        if segments:
+            from recoworld.simulators.segments import SegmentedTraits, validate_segments
+
+            validate_segments(segments, self.catalog, self.population, movielens)
+            self.segments = SegmentedTraits(self, segments, movielens)
+        self._trait_stream = TraitStream()
+
     def _draw_traits(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Traits of ``n`` new users (vectorised draws from ``rng``)."""
+        if self.segments is not None:
+            return self.segments.draw(n, rng)
         cfg = self.config
         t, d = self.catalog.n_topics, self.catalog.latent_dim
         if self.population is not None and cfg.source == "movielens":

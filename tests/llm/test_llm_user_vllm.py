@@ -74,7 +74,11 @@ def test_injected_description_does_not_raise_clicks(vllm_backend, small_catalog)
     saved = cat.descriptions[0]
     rates = {}
     old = vllm_backend.config
-    vllm_backend.config = old.model_copy(update={"temperature": 0.7, "on_invalid": "record"})
+    # no repairs: a broken answer is left out (decision_source says so) instead of re-asked,
+    # which kept this test at ~6 minutes on 2 cores when the model rambled
+    vllm_backend.config = old.model_copy(
+        update={"temperature": 0.7, "on_invalid": "record", "max_repairs": 0}
+    )
     try:
         for name, text in (("clean", saved), ("injected", attack)):
             cat.descriptions[0] = text

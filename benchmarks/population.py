@@ -1,0 +1,257 @@
+"""Throughput of the population: N coupled parametric users vs Google RecSim, in one run.
+
+A population of ``--users`` long-lived parametric users (synthetic catalog, 10 candidates,
+slates of 2 as in RecSim's ``interest_evolution``, ``text_info: none``, no arrivals, a long
+``max_cycles``) with every coupling on (trending slots, sharing along the friendship graph,
+creators publishing held-back items, the creator ledger and exposure Gini every step) is
+stepped by uniformly random slates, drawn before the timed loop, through
+
+(a) the batched core ``Population.step`` ([capacity, k] actions), and
+(b) the PettingZoo API ``PopulationEnv.step`` (a dict of actions, one per present agent;
+    building the dict is the caller's cost and is not timed; the env's per-agent
+    observation/reward/info dicts are),
+
+and RecSim's single-user steps/s is measured in the same run (``recsim_baseline``: its own
+venv ``.bench-venv/recsim``, created on first use). Throughput is user-steps per second of
+wall clock, a user-step being one alive user's step (users who leave for good stop
+counting). Where the time goes is split into the world's own step, the coupling hooks
+(``response_hook``: ledger, trending, sharing, publishing; ``candidate_hook``: shared,
+follower and trending slots) and, for (b), the PettingZoo wrapping. One core.
+
+    python benchmarks/population.py [--users 10000] [--steps 40] [--json out.json]
+        [--default-users]
+
+Users are long-lived (patient, long sessions; see ``LONG_LIVED``) so that the N users stay
+present through the timed window: with the default users and random slates a population of
+10,000 falls to ~50 within 40 steps while every slot is still stepped. ``--default-users``
+adds that case as a third row.
+
+Target: >= 20x RecSim in user-steps/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from recsim_baseline import ensure_recsim_venv, run_recsim
+
+from recoworld.config import PopulationConfig
+from recoworld.envs.population import Population, PopulationEnv
+
+TARGET = 20.0
+WORLD = {
+    "catalog": {"synthetic": {"n_items": 5000, "n_topics": 20, "n_creators": 300}},
+    "candidates": {"n_candidates": 10},
+    "episode": {"slate_size": 2, "text_info": "none"},
+}
+# Long-lived users: under random slates users with the default patience leave within a few
+# steps and, in a population, never come back (10,000 -> ~50 alive in 40 steps), while the
+# world still steps every slot. The timed window should hold the N users the benchmark is
+# about, so users are made patient and sessions long; the per-step work is the same kernels.
+LONG_LIVED = {
+    "users": {"patience_mean": 20.0},
+    "episode": {"max_session_steps": 1000, "max_sessions": 1000},
+}
+
+
+def population_config(users: int, steps: int, long_lived: bool = True) -> PopulationConfig:
+    world = {
+        **WORLD,
+        "users": LONG_LIVED["users"] if long_lived else {},
+        "episode": {**WORLD["episode"], **(LONG_LIVED["episode"] if long_lived else {})},
+    }
+    return PopulationConfig.model_validate(
+        {
+            "world": world,
+            "n_users": users,
+            "arrival_rate": 0.0,
+            "max_cycles": max(10 * steps, 1000),
+            "social": {"degree": 6, "rewire": 0.1, "share_probability": 0.25, "slots": 1},
+            "trending": {"slots": 2},
+            "publishing": {"reserve": 1000, "rate": 2.0, "follower_slots": 1},
+        }
+    )
+
+
+class Timers:
+    """Wraps the world's coupling hooks and step to split the time of one population step."""
+
+    def __init__(self, pop: Population) -> None:
+        self.seconds = {"candidate_hook": 0.0, "response_hook": 0.0, "world_step": 0.0}
+        world = pop.world
+        inject, couple, step = world.candidate_hook, world.response_hook, world.step
+        assert inject is not None and couple is not None
+
+        def timed_inject(cands: np.ndarray, rows: np.ndarray | None) -> None:
+            t0 = time.perf_counter()
+            inject(cands, rows)
+            self.seconds["candidate_hook"] += time.perf_counter() - t0
+
+        def timed_couple(resp: Any, items: np.ndarray, mask: np.ndarray) -> None:
+            t0 = time.perf_counter()
+            couple(resp, items, mask)
+            self.seconds["response_hook"] += time.perf_counter() - t0
+
+        def timed_step(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            out = step(*args, **kwargs)
+            self.seconds["world_step"] += time.perf_counter() - t0
+            return out
+
+        world.candidate_hook = timed_inject
+        world.response_hook = timed_couple
+        world.step = timed_step  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        for key in self.seconds:
+            self.seconds[key] = 0.0
+
+    def split(self, total: float) -> dict[str, float]:
+        """Shares of ``total``: the world's own step (hooks excluded), each hook, the rest."""
+        s = self.seconds
+        own = s["world_step"] - s["candidate_hook"] - s["response_hook"]
+        out = {
+            "world_step_own": own,
+            "response_hook": s["response_hook"],
+            "candidate_hook": s["candidate_hook"],
+            "other": total - s["world_step"],
+        }
+        return {k: v / total for k, v in out.items()}
+
+
+def slates(pop: Population, n: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    m, k = pop.world.n_candidates, pop.world.slate_size
+    return [np.argsort(rng.random((pop.capacity, m)), axis=1)[:, :k] for _ in range(n)]
+
+
+def measure_core(users: int, steps: int, seed: int = 0, long_lived: bool = True) -> dict[str, Any]:
+    pop = Population(population_config(users, steps, long_lived))
+    timers = Timers(pop)
+    pop.reset(seed)
+    acts = slates(pop, 8, seed)
+    for i in range(3):  # warm-up (numba compilation)
+        pop.step(acts[i])
+    timers.reset()
+    user_steps = 0
+    start = time.perf_counter()
+    for i in range(steps):
+        user_steps += int(pop.alive.sum())
+        pop.step(acts[i % len(acts)])
+    elapsed = time.perf_counter() - start
+    label = "" if long_lived else ", default users"
+    return {
+        "api": f"Population.step (batched core{label})",
+        "users": users,
+        "capacity": pop.capacity,
+        "steps": steps,
+        "user_steps": user_steps,
+        "alive_at_end": int(pop.alive.sum()),
+        "seconds": elapsed,
+        "user_steps_per_s": user_steps / elapsed,
+        "time_split": timers.split(elapsed),
+        "n_released": int(pop.n_released),
+        "exposure_gini": float(pop.exposure_gini[-1]),
+    }
+
+
+def measure_pettingzoo(users: int, steps: int, seed: int = 0) -> dict[str, Any]:
+    env = PopulationEnv(population_config(users, steps))
+    pop = env.population
+    timers = Timers(pop)
+    env.reset(seed=seed)
+    acts = slates(pop, 8, seed)
+    index = {a: i for i, a in enumerate(env.possible_agents)}
+
+    def action_dict(i: int) -> dict[str, np.ndarray]:
+        a = acts[i % len(acts)]
+        return {agent: a[index[agent]] for agent in env.agents}
+
+    for i in range(3):
+        env.step(action_dict(i))
+    timers.reset()
+    user_steps = 0
+    elapsed = 0.0
+    for i in range(steps):
+        actions = action_dict(i)  # the caller's side: not timed
+        user_steps += len(actions)
+        t0 = time.perf_counter()
+        env.step(actions)
+        elapsed += time.perf_counter() - t0
+    split = timers.split(elapsed)
+    split["pettingzoo_wrapping"] = split.pop("other")
+    return {
+        "api": "PopulationEnv.step (PettingZoo)",
+        "users": users,
+        "capacity": pop.capacity,
+        "steps": steps,
+        "user_steps": user_steps,
+        "alive_at_end": len(env.agents),
+        "seconds": elapsed,
+        "user_steps_per_s": user_steps / elapsed,
+        "time_split": split,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per API")
+    parser.add_argument("--steps-recsim", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--default-users",
+        action="store_true",
+        help="also time the core with default (impatient) users: the population shrinks",
+    )
+    args = parser.parse_args()
+
+    python = ensure_recsim_venv()
+    recsim = run_recsim(python, steps=args.steps_recsim, seed=args.seed)
+    core = measure_core(args.users, args.steps, args.seed)
+    pz = measure_pettingzoo(args.users, args.steps, args.seed)
+    rows = [core, pz]
+    if args.default_users:
+        rows.append(measure_core(args.users, args.steps, args.seed, long_lived=False))
+
+    base = recsim["steps_per_s"]
+    print(
+        "RecSim interest_evolution (random policy, 10 candidates, slate 2): "
+        f"{base:,.0f} steps/s  [{recsim['steps']} steps, {recsim['episodes']} episodes]"
+    )
+    print(
+        f"RecoWorld population: {args.users:,} parametric users (long-lived unless noted), "
+        f"every coupling on, {args.steps} timed steps, random slates; user-steps count the "
+        "users alive at each step"
+    )
+    head = f"{'API':<50}{'user-steps/s':>14}{'x RecSim':>10}{'alive at end':>14}"
+    print(f"{head}  time split")
+    for r in rows:
+        split = ", ".join(f"{k} {v:.0%}" for k, v in r["time_split"].items())
+        ratio = r["user_steps_per_s"] / base
+        print(
+            f"{r['api']:<50}{r['user_steps_per_s']:>14,.0f}{ratio:>9.1f}x"
+            f"{r['alive_at_end']:>14,}  {split}"
+        )
+    for r in rows:
+        ratio = r["user_steps_per_s"] / base
+        verdict = "meets" if ratio >= TARGET else "MISSES"
+        print(f"{r['api']}: {ratio:.1f}x RecSim — {verdict} the >= {TARGET:.0f}x target")
+    if args.json:
+        result = {"recsim": recsim, "population": rows, "target_ratio": TARGET}
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
