@@ -404,6 +404,62 @@ class LLMUserConfig(StrictModel):
     )
 
 
+# --------------------------------------------------------------------------- representations
+
+SEMANTIC_ID_MAX_LEVELS = 25
+"""Levels a semantic ID may have: one letter per level, one left for the disambiguator."""
+
+
+class SemanticIDConfig(StrictModel):
+    """How semantic IDs are built (``semantic_ids``)."""
+
+    levels: int = Field(3, ge=1, le=SEMANTIC_ID_MAX_LEVELS, description="codes per item (L)")
+    codebook_size: int = Field(16, ge=2, le=65536, description="codes per level (K)")
+    method: Literal["rkmeans", "rqvae"] = "rkmeans"
+    seed: int = 0
+    kmeans_iters: int = Field(50, ge=1, description="Lloyd iterations per k-means")
+    kmeans_init: int = Field(
+        8, ge=1, description="k-means++ restarts per k-means; the lowest squared error wins"
+    )
+    # RQ-VAE
+    latent_dim: int = Field(32, ge=1)
+    hidden: int = Field(128, ge=1, description="hidden width of encoder and decoder MLPs")
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    beta: float = Field(0.25, ge=0, description="weight of the commitment loss")
+
+
+class ModalitySpec(StrictModel):
+    """A user-supplied modality: per-item vectors in a file."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str = Field(min_length=1, description="A .npy [N, d] array or a .parquet file.")
+    column: str | None = Field(None, description="Parquet: the column holding the vectors.")
+    id_column: str | None = Field(
+        None, description="Parquet: item ids to align rows with the catalog (else row order)."
+    )
+    standardize: bool = Field(True, description="z-score each dimension over the items.")
+
+
+class RepresentationConfig(StrictModel):
+    """Settings of the item representations (``WorldConfig.representation`` picks one)."""
+
+    text_dim: int = Field(
+        0,
+        ge=0,
+        le=384,
+        description="text: principal components of the item text embeddings (MiniLM) added "
+        "to the policy's candidate features (0: none, and no embedding is computed); "
+        "multimodal uses max(text_dim, 16).",
+    )
+    semantic_id: SemanticIDConfig = Field(default_factory=lambda: SemanticIDConfig())
+    metadata: bool = Field(True, description="multimodal: include the catalog's metadata modality.")
+    modalities: list[ModalitySpec] = Field(
+        default_factory=list, description="multimodal: extra per-item vectors from files."
+    )
+
+
 # --------------------------------------------------------------------------- segments
 
 SAMPLED_FIELDS = (
@@ -492,9 +548,16 @@ class WorldConfig(StrictModel):
         "LLM-written instructions; 'llm': the RecoWorld loop, an LLM user with persona, "
         "memory and mindset (see `llm_user`). Both LLM modes use the `llm` backend.",
     )
-    representation: Literal["text"] = Field(
-        "text", description="How items are represented to users and policies."
+    representation: Literal["text", "semantic_id", "multimodal"] = Field(
+        "text",
+        description="How items are shown to LLM users and policies: 'text' (titles and "
+        "descriptions; the policy sees the structured features, plus text-embedding "
+        "components when representations.text_dim > 0), 'semantic_id' (compact code tokens "
+        "with their topics as a legend; the policy sees the codes one-hot) or 'multimodal' "
+        "(text plus a metadata line; the policy sees text-embedding components fused with "
+        "the metadata and any extra modalities).",
     )
+    representations: RepresentationConfig = Field(default_factory=RepresentationConfig)
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     candidates: CandidateConfig = Field(default_factory=CandidateConfig)
     users: ParametricUserConfig = Field(default_factory=ParametricUserConfig)

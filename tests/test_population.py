@@ -5,7 +5,6 @@ arrivals, segments, slot notes)."""
 from __future__ import annotations
 
 import copy
-import types
 from functools import partial
 from pathlib import Path
 
@@ -89,13 +88,17 @@ def test_seed_tests_with_arrivals():
 
 def test_max_cycles_test_module_and_with_arrivals():
     max_cycles_test(population)
-    # the same test on a population that takes in arrivals (module-like namespace)
-    cfg = {**ARRIVALS, "n_users": 10, "capacity": 12, "arrival_rate": 1.0}
-    mod = types.SimpleNamespace(
-        parallel_env=partial(population.parallel_env, config=cfg),
-        env=partial(population.env, config=cfg),
-    )
-    max_cycles_test(mod)
+    # With arrivals, PettingZoo's max_cycles_test (unseeded resets; it wants the median agent
+    # to live every cycle) is flaky by design, as late joiners live fewer cycles. Checked here
+    # directly instead: after max_cycles steps everyone present is truncated and none remain.
+    cfg = {**ARRIVALS, "n_users": 10, "capacity": 14, "arrival_rate": 1.0, "max_cycles": 4}
+    env = population.parallel_env(config=cfg)
+    env.reset(seed=3)
+    for _ in range(4):
+        acts = {a: env.action_space(a).sample() for a in env.agents}
+        _, _, terms, truncs, _ = env.step(acts)
+    assert env.agents == [] and all(truncs[a] or terms[a] for a in acts)
+    assert len(env.population.joined.nonzero()[0]) > 10  # some users joined on the way
 
 
 def test_same_seed_same_trajectory_with_coupling():

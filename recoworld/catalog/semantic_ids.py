@@ -49,40 +49,19 @@ import string
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from recoworld.atomic import atomic_write
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import StrictModel
+from recoworld.config import SemanticIDConfig
 
 # Level letters: a, b, c, ...; one more letter is needed for the disambiguator.
 LETTERS = string.ascii_lowercase
-MAX_LEVELS = len(LETTERS) - 1
+MAX_LEVELS = len(LETTERS) - 1  # (config.SEMANTIC_ID_MAX_LEVELS: one letter left over)
 CACHE_FORMAT_VERSION = 1
 _TOKEN = re.compile(r"<([a-z])(\d+)>")
-
-
-class SemanticIDConfig(StrictModel):
-    """How semantic IDs are built (``semantic_ids``)."""
-
-    levels: int = Field(3, ge=1, le=MAX_LEVELS, description="codes per item (L)")
-    codebook_size: int = Field(16, ge=2, le=65536, description="codes per level (K)")
-    method: Literal["rkmeans", "rqvae"] = "rkmeans"
-    seed: int = 0
-    kmeans_iters: int = Field(50, ge=1, description="Lloyd iterations per k-means")
-    kmeans_init: int = Field(
-        8, ge=1, description="k-means++ restarts per k-means; the lowest squared error wins"
-    )
-    # RQ-VAE
-    latent_dim: int = Field(32, ge=1)
-    hidden: int = Field(128, ge=1, description="hidden width of encoder and decoder MLPs")
-    epochs: int = Field(200, ge=1)
-    batch_size: int = Field(256, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    beta: float = Field(0.25, ge=0, description="weight of the commitment loss")
 
 
 @dataclass(frozen=True, eq=False)

@@ -137,7 +137,12 @@ class ObservationEncoder:
         max_session_steps: int,
         sources: np.ndarray,
         n_recent: int = 10,
+        extra_features: np.ndarray | None = None,
+        extra_names: list[str] | None = None,
     ) -> None:
+        """``extra_features`` [N, E] in [0, 1] (the item representation's features,
+        ``recoworld.catalog.representation``) are appended to each candidate's static
+        features, named ``extra_names``."""
         self.catalog = catalog
         self.n_recent = n_recent
         self.n_candidates = n_candidates
@@ -154,6 +159,11 @@ class ObservationEncoder:
             ],
             axis=1,
         ).astype(np.float32)
+        n_extra = 0 if extra_features is None else extra_features.shape[1]
+        if extra_features is not None:
+            if extra_features.shape[0] != catalog.n_items:
+                raise ValueError("extra_features: one row per catalog item expected")
+            static = np.concatenate([static, extra_features.astype(np.float32)], axis=1)
         # Per-item table with zeroed dynamic/source columns: one contiguous gather per step.
         self._static_cols = static.shape[1]
         self._table = np.zeros((catalog.n_items, static.shape[1] + 4 + len(SOURCES)), np.float32)
@@ -164,6 +174,7 @@ class ObservationEncoder:
             "popularity",
             "freshness",
             "duration",
+            *(extra_names or [f"repr:{i}" for i in range(n_extra)]),
             "shown_before",
             "clicked_before",
             "follows_creator",

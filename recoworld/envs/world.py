@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 from recoworld.catalog import CandidateGenerator, Catalog, MovieLensData, load_catalog
+from recoworld.catalog.representation import ItemRepresentation
 from recoworld.config import WorldConfig
 from recoworld.envs.observation import EMA, ObservationEncoder, PlatformState
 from recoworld.envs.reward import compose_reward
@@ -87,9 +88,13 @@ class World:
         ep = config.episode
         self.slate_size = ep.slate_size
         self.n_candidates = config.candidates.n_candidates
+        self.representation = ItemRepresentation(catalog, config)
+        if hasattr(self.simulator, "set_representation") and config.representation != "text":
+            self.simulator.set_representation(self.representation)
         self.encoder = ObservationEncoder(
             catalog, self.n_candidates, ep.max_sessions, ep.max_session_steps,
-            self.candidates.sources, ep.recent_items,
+            self.candidates.sources, ep.recent_items, self.representation.features,
+            self.representation.feature_names or None,
         )  # fmt: skip
         self.observation_space: spaces.Dict = self.encoder.space
         self.action_space = spaces.MultiDiscrete([self.n_candidates] * self.slate_size)

@@ -131,6 +131,7 @@ class LLMUserModel(HybridUserModel):
         self.llm_user = llm_user or LLMUserConfig()
         self.scorer = ContrastiveScorer(self.backend, catalog)
         self.slot_notes: np.ndarray | None = None  # [B, k] object: platform notes per slot
+        self.representation: Any = None  # set_representation
         self.stats.update({"turns": 0, "narrated": 0, "narration_fallback": 0,
                            "generate_fallback": 0, "corrected_actions": 0})  # fmt: skip
 
@@ -216,7 +217,7 @@ class LLMUserModel(HybridUserModel):
     ) -> None:
         """One batch: every active user's reason and mindset in its own words; template
         text (already in ``resp``) stays where the answer is invalid or looks broken."""
-        titles = self.catalog.titles
+        titles = self._names()
         people = self.personas(state, rows)
         requests = []
         for person, r in zip(people, rows, strict=True):
@@ -239,6 +240,7 @@ class LLMUserModel(HybridUserModel):
                     persona=person.describe(),
                     memory=list(state.memory[r]),
                     titles=[titles[i] for i, v in zip(items[r], valid[r], strict=True) if v],
+                    trusted_titles=self._trusted_names(),
                     outcome=outcome,
                 )
             )
@@ -423,7 +425,7 @@ class LLMUserModel(HybridUserModel):
         rows: np.ndarray,
     ) -> None:
         """Append one line per active user to its interaction memory; keep the mindset."""
-        titles = self.catalog.titles
+        titles = self._names()
         keep = self.llm_user.memory_steps
         for r in rows:
             clicked = [j for j in np.flatnonzero(resp.click[r]) if valid[r, j]]
@@ -482,9 +484,25 @@ class LLMUserModel(HybridUserModel):
             f"llm-user/{kind}/row-{r}/session-{state.session_index[r]}/step-{state.session_step[r]}"
         )
 
+    def _names(self) -> list[str]:
+        """What the user calls items in its memory and narration (titles, or code tokens)."""
+        rep = self.representation
+        return self.catalog.titles if rep is None else rep.names()
+
+    def _trusted_names(self) -> bool:
+        return self.representation is not None and self.representation.trusted_names
+
+    def set_representation(self, representation: Any) -> None:
+        """Read items as ``representation`` shows them (an ``ItemRepresentation``: titles
+        and text, semantic-ID tokens with a legend, or text with metadata)."""
+        self.representation = representation
+        self.scorer.set_representation(representation)
+
     def _item_view(self, item: int, note: str = "") -> dict[str, str]:
         cat = self.catalog
         n = self.llm_user.description_chars
+        if self.representation is not None:
+            return {**self.representation.view(item, description_chars=n), "note": note}
         return {
             "title": cat.titles[item],
             "topics": ", ".join(cat.topic_list(item)),

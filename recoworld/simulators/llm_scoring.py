@@ -19,6 +19,7 @@ All uncached pairs of a call go to the backend as one batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +50,16 @@ class ContrastiveScorer:
         self.cache_size = cache_size
         self._cache: dict[tuple[str, int], float] = {}
         self.stats = {"pairs": 0, "cached": 0}
+        self.representation: Any = None  # an ItemRepresentation: what the user reads
+
+    def set_representation(self, representation: Any) -> None:
+        """Score items as the representation shows them (clears the score cache)."""
+        self.representation = representation
+        self._cache.clear()
 
     def item_text(self, item: int) -> str:
+        if self.representation is not None:
+            return self.representation.short_text(item)
         topics = ", ".join(self.catalog.topic_list(item))
         title = self.catalog.titles[item]
         return f"{title} ({topics})" if topics else title
