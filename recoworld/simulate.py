@@ -205,7 +205,7 @@ def write_transcript(
         for _ in range(steps):
             obs, reward, terminated, truncated, info = step_policy(env, rec, obs)
             for b in np.flatnonzero(info["_click"]):
-                text = format_step(env.world, info, float(reward[b]), row=int(b))
+                text = format_step(env.world.catalog, info, float(reward[b]), row=int(b))
                 source = info.get("instruction_source")
                 if source is not None and source[b]:
                     text += f"\n  (instruction sentence: {source[b]})"

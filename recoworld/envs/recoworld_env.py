@@ -49,9 +49,9 @@ def build_world(
     return World(cfg, n_users=n_users, catalog=cat, llm_backend=llm_backend)
 
 
-def format_step(world: World, info: dict[str, Any], reward: float, row: int = 0) -> str:
-    """A readable transcript of one step for user ``row`` (used by ``render_mode='ansi'``)."""
-    cat = world.catalog
+def format_step(cat: Catalog, info: dict[str, Any], reward: float, row: int = 0) -> str:
+    """A readable transcript of one step for user ``row`` of a (batched) step ``info``, with
+    the item names of ``cat`` (used by ``render_mode='ansi'``, transcripts and reports)."""
     lines = [
         f"[episode {int(info['episode_id'][row])} · session {int(info['session'][row]) + 1}"
         f" · step {int(info['step_in_session'][row]) + 1}]"
@@ -231,7 +231,7 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.world.step(np.asarray(action)[None])
         if self.render_mode == "ansi":
-            self._last_text = format_step(self.world, info, float(reward[0]))
+            self._last_text = format_step(self.world.catalog, info, float(reward[0]))
         return _row(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), _row(info)
 
     def render(self) -> str | None:

@@ -96,7 +96,7 @@ class RecoWorldVectorEnv(VectorEnv):
             info["_episode_id"][rows] = True
         self._autoreset = terminated | truncated
         if self.render_mode == "ansi":
-            self._last_text = format_step(self.world, info, float(reward[0]))
+            self._last_text = format_step(self.world.catalog, info, float(reward[0]))
         return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:

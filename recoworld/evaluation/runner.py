@@ -546,6 +546,7 @@ def summarize_runs(
                             "lo": None, "hi": None, "n": 0, "point": [x, y]})  # fmt: skip
         # paired differences against the baseline, per user life
         b = config.baseline
+        means = {(r["policy"], r["metric"]): r["mean"] for r in results if r["world"] == w}
         if b in pooled:
             for p in policies:
                 if p == b:
@@ -553,8 +554,7 @@ def summarize_runs(
                 for m in METRICS:
                     if m == "dpfr":
                         continue
-                    pm = _mean_of(results, w, p, m)
-                    bm = _mean_of(results, w, b, m)
+                    pm, bm = means.get((p, m)), means.get((b, m))
                     diff = None if pm is None or bm is None else pm - bm
                     if m in SET_METRICS:
                         lo, hi = _se_ci(diff, boot[p][m] - boot[b][m], config.level)
@@ -596,13 +596,6 @@ def summarize_runs(
         "transcripts": transcripts,
         "notes": _notes(config, worlds),
     }
-
-
-def _mean_of(results: list[dict[str, Any]], w: str, p: str, m: str) -> float | None:
-    for r in results:
-        if r["world"] == w and r["policy"] == p and r["metric"] == m:
-            return r["mean"]
-    return None
 
 
 def _pool(parts: list[RunData]) -> dict[str, Any]:
@@ -724,10 +717,6 @@ def _transcripts(
     if config.transcripts == 0:
         return []
 
-    class _CatalogView:  # format_step reads world.catalog only
-        def __init__(self, catalog: Any) -> None:
-            self.catalog = catalog
-
     out: list[dict[str, Any]] = []
     order = [config.baseline] + [p for p in policies if p != config.baseline]
     picks: list[tuple[str, int]] = []
@@ -745,14 +734,13 @@ def _transcripts(
     picks = picks[: config.transcripts]
     if not picks:
         return []
-    view = _CatalogView(catalog)
     for p, episode in picks:
         s = runs[(w, p, seed)].steps
         rows = np.flatnonzero(s["episode_id"] == episode)[:40]
         lines = []
         for r in rows:
             info = {key: s[key][r : r + 1] for key in s}
-            lines.append(format_step(view, info, float(s["reward"][r]), row=0))  # type: ignore[arg-type]
+            lines.append(format_step(catalog, info, float(s["reward"][r]), row=0))
         left = bool(s["terminated"][rows].any())
         out.append({"policy": p, "episode_id": episode, "seed": seed, "left": left,
                     "text": "\n".join(lines)})  # fmt: skip

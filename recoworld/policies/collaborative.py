@@ -17,6 +17,8 @@ column is given, else membership in ``recent_items``); the simulated users rarel
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 from pydantic import Field
 
@@ -38,7 +40,7 @@ class CollaborativeConfig(StrictModel):
     )
 
 
-class CollaborativeRecommender:
+class CollaborativeRecommender(ABC):
     """Base: ``fit(interactions)`` then ``act`` = top-k of ``scores`` (see module doc)."""
 
     name = "collaborative"
@@ -53,13 +55,14 @@ class CollaborativeRecommender:
         self.n_items = 0
 
     # -- subclasses implement
+    @abstractmethod
     def _fit(self, interactions: Interactions) -> None:
-        raise NotImplementedError
+        """Learn from logged interactions."""
 
+    @abstractmethod
     def _cf_scores(self, items: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """[B, M] collaborative scores of candidate items [B, M] given recent [B, H]
         (-1 padded, at least one valid entry per row is not guaranteed)."""
-        raise NotImplementedError
 
     # -- shared
     def fit(self, interactions: Interactions) -> CollaborativeRecommender:
