@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Data packages: real MovieLens 100k (recbole) and CC0 film metadata (bokeh-sampledata).
 # Installed without their dependencies: we only read their data files.
-DATA_PKGS := recbole==1.2.1 bokeh-sampledata==2026.1
+DATA_PKGS := recbole==1.2.1 bokeh-sampledata==2026.1 obp==0.4.1
 # Embedded LLM weights (SmolLM2-135M-Instruct GGUF) and sentence-encoder weights
 # (all-MiniLM-L6-v2, read with plain transformers: its sentence-transformers dep is not needed),
 # also data only.

@@ -2,6 +2,7 @@
 
     recoworld simulate --config experiments/configs/demo.yaml --out runs/demo
     recoworld train --algo ppo --config experiments/configs/ppo.yaml --out runs/ppo
+    recoworld train --algo hrl --config experiments/configs/hrl_novelty.yaml --out runs/hrl
     recoworld record --policy popular --epsilon 0.3 --episodes 2000 --out runs/logged
     recoworld train --algo bc --data runs/logged --out runs/bc    # offline, from the log
     recoworld catalog --source movielens [--save catalog.parquet]
@@ -272,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     trn = sub.add_parser("train", help="train a recommender policy with RLlib")
-    trn.add_argument("--algo", default="ppo", choices=["ppo", "bc", "marwil"])
+    trn.add_argument("--algo", default="ppo",
+                     choices=["ppo", "hrl", "slate_ts", "rliv_ua", "bc", "marwil"])  # fmt: skip
     trn.add_argument("--data", help="bc/marwil: logged data directory (`recoworld record`)")
     trn.add_argument("--config", help="run YAML (world: and train: sections)")
     trn.add_argument("--out", default="runs/train")

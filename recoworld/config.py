@@ -280,7 +280,8 @@ class EpisodeConfig(StrictModel):
         description="Put the simulator's ground truth in info for evaluation (policies must "
         "not read it): 'candidate_index' [M] and 'candidate_relevance' [M] (click probability "
         "of each candidate shown alone, before the step), 'slate_relevance' [k], "
-        "'user_novelty' (static novelty propensity) and 'instruction_vector' [T] (the parsed "
+        "'user_novelty' (static novelty propensity), 'user_session_novelty' (the current "
+        "session's propensity) and 'instruction_vector' [T] (the parsed "
         "active instruction). Costs one utility pass over the M candidates per step.",
     )
     text_info: Literal["all", "instructions", "none"] = Field(
@@ -322,11 +323,50 @@ class VLLMEngineConfig(StrictModel):
     )
 
 
+class RayLLMPoolConfig(StrictModel):
+    """The ``ray_vllm`` backend: a pool of Ray actors, each holding one vLLM engine
+    (``recoworld.llm.ray_pool``)."""
+
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join when Ray is not initialized yet ('auto', "
+        "'host:port'); None: ray.init()'s default (RAY_ADDRESS, else a new local instance).",
+    )
+    actors: int = Field(1, ge=1, description="Engines in the pool (one per GPU on GPU nodes).")
+    num_cpus: float = Field(1.0, ge=0.0, description="CPUs Ray reserves per engine actor.")
+    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per engine actor (1 on GPU nodes).")
+    strategy: Literal["SPREAD", "DEFAULT"] = Field(
+        "SPREAD", description="Ray scheduling strategy: SPREAD puts engines on different nodes."
+    )
+    cpu_binds: list[str] | None = Field(
+        None,
+        description="CPU engines: VLLM_CPU_OMP_THREADS_BIND of actor i is cpu_binds[i % len] "
+        "(e.g. ['0', '1'] for two engines on one 2-core node); None: vllm.cpu_threads.",
+    )
+    kvcache_gib: int | None = Field(
+        None, ge=1, description="CPU engines: VLLM_CPU_KVCACHE_SPACE (GiB of KV cache)."
+    )
+    max_retries: int = Field(
+        2, ge=0, description="Other actors a request chunk is re-sent to after its actor died."
+    )
+    replace_dead: bool = Field(
+        True, description="Start a new engine actor for each one that died (joins when ready)."
+    )
+    pool_name: str | None = Field(
+        None,
+        description="Name the actors '<pool_name>-<i>' and reuse live ones of that name, so "
+        "several processes (e.g. population shards) share one pool.",
+    )
+    start_timeout_s: float = Field(900.0, gt=0.0, description="Wait for the engines to start.")
+
+
 class LLMConfig(StrictModel):
     """Which LLM answers, and how hard we try to get valid structured output from it."""
 
-    backend: Literal["vllm", "openai"] = Field(
-        "vllm", description="'vllm': in-process engine; 'openai': any OpenAI-compatible server."
+    backend: Literal["vllm", "openai", "ray_vllm"] = Field(
+        "vllm",
+        description="'vllm': in-process engine; 'openai': any OpenAI-compatible server; "
+        "'ray_vllm': a pool of vLLM engines as Ray actors (see ``ray``).",
     )
     model: str = Field(
         "embedded",
@@ -360,6 +400,7 @@ class LLMConfig(StrictModel):
         None, description="SQLite file; None = <cache dir>/llm_responses.sqlite."
     )
     vllm: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig)
+    ray: RayLLMPoolConfig = Field(default_factory=RayLLMPoolConfig)
 
 
 class LLMUserConfig(StrictModel):

@@ -30,7 +30,7 @@ SLATE_COLUMNS = ("item_ids", "shown", "click", "watch", "like", "follow", "gift"
 TEXT_COLUMNS = ("instruction", "reasoning", "mindset", "instruction_source", "decision_source")
 OPTIONAL_COLUMNS = (
     "item_index", "candidate_index", "candidate_relevance", "slate_relevance", "user_novelty",
-    "instruction_vector",
+    "user_session_novelty", "instruction_vector",
 )  # fmt: skip
 """Logged when the step's info has them (``episode.ground_truth_info`` adds all but the
 first): 2-d arrays become fixed-size list columns."""

@@ -16,7 +16,13 @@ couple through the platform:
   catalog is reordered so that held-back items come last and the available items are a
   prefix); a followed creator's recent upload fills ``publishing.follower_slots`` slots;
 - **creator ledger**: exposure, clicks, follows and gifts per creator, and the Gini of
-  creator exposure after every step.
+  creator exposure after every step;
+- **user-author pair histories**: per user slot and creator, how often the creator's items
+  were shown to the user, clicked and gifted, and the last step at which they were shown
+  (``pair_exposure``, ``pair_clicks``, ``pair_gifts`` as uint16 counts saturating at 65535,
+  ``pair_last_shown`` int32, -1 = never; follows are the users' own ``follows`` state):
+  what RLIV-UA's sparse cross-request pairs are made of (``pair_history``). They cost 10
+  bytes per (user slot, creator), the same order as the users' creator affinity.
 
 Users join (``arrival_rate`` per step, Poisson, until ``capacity``) and leave: a user whose
 episode ends (left for good, or its last allowed session ended) never comes back. Users come
@@ -41,7 +47,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from recoworld.arrays import gather_bits
 from recoworld.catalog import Catalog, MovieLensData, load_catalog
-from recoworld.config import PopulationConfig
+from recoworld.config import PopulationConfig, PublishingConfig
 from recoworld.envs.world import World
 from recoworld.evaluation.metrics import gini
 from recoworld.llm import LLMBackend
@@ -87,6 +93,85 @@ def hold_back_newest(
     return reordered, ml
 
 
+def share_pushes(
+    users: np.ndarray,
+    liked_items: np.ndarray,
+    friends: np.ndarray,
+    alive: np.ndarray,
+    p: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shares of one step: ``users[i]`` liked ``liked_items[i]`` (in row-major order of
+    the liked slots); each goes to each friend with probability ``p`` (one uniform per
+    (like, friend) from ``rng``). Returns (recipient, item) pushes to alive recipients, in
+    push order. Split from the delivery so that a sharded population draws it once, globally
+    (``recoworld.envs.sharded_population``)."""
+    targets = friends[users]  # [L, degree]
+    keep = rng.random(targets.shape) < p
+    to = targets[keep]
+    what = np.broadcast_to(liked_items[:, None], targets.shape)[keep]
+    ok = alive[to]
+    return to[ok], what[ok]
+
+
+def deliver_shares(inbox: np.ndarray, to: np.ndarray, what: np.ndarray) -> None:
+    """Push ``what[i]`` into inbox row ``to[i]``, in order: newest first, a full inbox drops its
+    oldest item (only the last ``inbox.shape[1]`` pushes to a row fit)."""
+    if to.size == 0:
+        return
+    order = np.argsort(to, kind="stable")
+    to, what = to[order], what[order]
+    # rank of each push among the pushes to the same user (0 = first)
+    starts = np.flatnonzero(np.r_[True, to[1:] != to[:-1]])
+    rank = np.arange(len(to)) - np.repeat(starts, np.diff(np.r_[starts, len(to)]))
+    size = inbox.shape[1]
+    counts = np.bincount(to, minlength=inbox.shape[0])
+    shift = np.minimum(counts, size)
+    # shift the existing inbox right by the number of new items, then write them
+    rows = np.flatnonzero(shift)
+    cols = np.arange(size)[None, :] - shift[rows][:, None]
+    old = np.where(cols >= 0, np.take_along_axis(inbox[rows], np.maximum(cols, 0), 1), -1)
+    inbox[rows] = old
+    newest = rank >= counts[to] - size  # only the last `size` pushes fit
+    pos = counts[to][newest] - 1 - rank[newest]
+    inbox[to[newest], pos] = what[newest]
+
+
+def ledger_report(pop: Any) -> dict[str, Any]:
+    """The creator ledger of ``pop`` (anything with ``creator_exposure`` / ``_clicks`` /
+    ``_follows`` / ``_gifts`` arrays): per-creator totals and the exposure Gini."""
+    return {
+        "exposure_gini": gini(pop.creator_exposure),
+        "exposure": pop.creator_exposure.tolist(),
+        "clicks": pop.creator_clicks.tolist(),
+        "follows": pop.creator_follows.tolist(),
+        "gifts": pop.creator_gifts.tolist(),
+    }
+
+
+def release_uploads(
+    pub: PublishingConfig,
+    n_items: int,
+    n_released: int,
+    uploads: np.ndarray,
+    t: int,
+    rng: np.random.Generator,
+) -> tuple[int, np.ndarray]:
+    """One step of the publishing schedule: every ``pub.every`` steps a Poisson batch of the
+    held-back items (the next indices after the ``n_released`` available ones) is released
+    and stamped with step ``t``. Returns (new ``n_released``, ``uploads`` rows (item, step),
+    the latest 256)."""
+    left = n_items - n_released
+    if left == 0 or pub.rate <= 0 or (t + 1) % pub.every:
+        return n_released, uploads
+    count = min(int(rng.poisson(pub.rate * pub.every)), left)
+    if count == 0:
+        return n_released, uploads
+    new = np.arange(n_released, n_released + count)
+    stamp = np.column_stack([new, np.full(count, t, dtype=np.int64)])
+    return n_released + count, np.vstack([uploads, stamp])[-256:]
+
+
 class Population:
     """The batched, coupled population core (see the module docstring)."""
 
@@ -112,6 +197,10 @@ class Population:
         self.creator_follows = np.zeros(catalog.n_creators)
         self.creator_gifts = np.zeros(catalog.n_creators)
         self.exposure_gini: list[float] = []
+        self.pair_exposure = np.zeros((n, catalog.n_creators), dtype=np.uint16)
+        self.pair_clicks = np.zeros((n, catalog.n_creators), dtype=np.uint16)
+        self.pair_gifts = np.zeros((n, catalog.n_creators), dtype=np.uint16)
+        self.pair_last_shown = np.full((n, catalog.n_creators), -1, dtype=np.int32)
         self.uploads = np.zeros((0, 2), dtype=np.int64)  # rows: (item, step published)
         self.t = 0
         self.rng = np.random.default_rng()
@@ -134,6 +223,9 @@ class Population:
                        self.creator_gifts):  # fmt: skip
             ledger[:] = 0.0
         self.exposure_gini = []
+        for pairs in (self.pair_exposure, self.pair_clicks, self.pair_gifts):
+            pairs[:] = 0
+        self.pair_last_shown[:] = -1
         self.uploads = np.zeros((0, 2), dtype=np.int64)
         self.t = 0
         self.alive[:] = False
@@ -192,10 +284,44 @@ class Population:
         self.creator_follows += np.bincount(creators[resp.follow & mask], minlength=cat.n_creators)
         self.creator_gifts += np.bincount(creators[resp.gift & mask], minlength=cat.n_creators)
         self.exposure_gini.append(gini(self.creator_exposure))
+        self._log_pairs(creators, mask, click, resp.gift & mask)
         self.trending *= cfg.trending.decay
         self.trending += np.bincount(items[click], minlength=cat.n_items)
         self._share(resp.like & mask, items)
         self._publish()
+
+    def _log_pairs(
+        self, creators: np.ndarray, shown: np.ndarray, click: np.ndarray, gift: np.ndarray
+    ) -> None:
+        """Per-pair histories: exposure / clicks / gifts of (user slot, creator) this step
+        (two items of one creator in a slate count twice), saturating at the uint16 max."""
+        users = np.broadcast_to(np.arange(creators.shape[0])[:, None], creators.shape)
+        n_creators = self.catalog.n_creators
+        for ledger, hit in ((self.pair_exposure, shown), (self.pair_clicks, click),
+                            (self.pair_gifts, gift)):  # fmt: skip
+            if hit.any():  # O(pairs hit), not O(users x creators)
+                pair, count = np.unique(users[hit] * n_creators + creators[hit],
+                                        return_counts=True)  # fmt: skip
+                flat = ledger.reshape(-1)
+                flat[pair] = np.minimum(flat[pair].astype(np.int64) + count, 65535)
+        self.pair_last_shown[users[shown], creators[shown]] = self.t
+
+    def pair_history(self, slot: int) -> dict[str, np.ndarray]:
+        """The pair histories of user slot ``slot`` with every creator: ``exposure``,
+        ``clicks``, ``gifts`` (counts), ``follows`` (bool), ``last_shown`` (step, -1 never)."""
+        if not 0 <= slot < self.capacity:
+            raise ValueError(f"slot {slot} is outside [0, {self.capacity})")
+        state = self.world.state
+        follows = (
+            np.zeros(self.catalog.n_creators, dtype=bool) if state is None else state.follows[slot]
+        )
+        return {
+            "exposure": self.pair_exposure[slot].copy(),
+            "clicks": self.pair_clicks[slot].copy(),
+            "gifts": self.pair_gifts[slot].copy(),
+            "follows": follows.copy(),
+            "last_shown": self.pair_last_shown[slot].copy(),
+        }
 
     def _share(self, liked: np.ndarray, items: np.ndarray) -> None:
         """Each liked item goes to each friend's inbox with probability share_probability
@@ -204,44 +330,17 @@ class Population:
         if p <= 0 or self.friends.shape[1] == 0 or not liked.any():
             return
         users, slots = np.nonzero(liked)
-        targets = self.friends[users]  # [L, degree]
-        keep = self.rng.random(targets.shape) < p
-        to = targets[keep]
-        what = np.broadcast_to(items[users, slots][:, None], targets.shape)[keep]
-        alive = self.alive[to]
-        to, what = to[alive], what[alive]
-        if to.size == 0:
-            return
-        order = np.argsort(to, kind="stable")
-        to, what = to[order], what[order]
-        # rank of each push among the pushes to the same user (0 = first)
-        starts = np.flatnonzero(np.r_[True, to[1:] != to[:-1]])
-        rank = np.arange(len(to)) - np.repeat(starts, np.diff(np.r_[starts, len(to)]))
-        size = self.inbox.shape[1]
-        counts = np.bincount(to, minlength=self.capacity)
-        shift = np.minimum(counts, size)
-        # shift the existing inbox right by the number of new items, then write them
-        rows = np.flatnonzero(shift)
-        cols = np.arange(size)[None, :] - shift[rows][:, None]
-        old = np.where(cols >= 0, np.take_along_axis(self.inbox[rows], np.maximum(cols, 0), 1), -1)
-        self.inbox[rows] = old
-        newest = rank >= counts[to] - size  # only the last `size` pushes fit
-        pos = counts[to][newest] - 1 - rank[newest]
-        self.inbox[to[newest], pos] = what[newest]
+        to, what = share_pushes(users, items[users, slots], self.friends, self.alive, p, self.rng)
+        deliver_shares(self.inbox, to, what)
 
     def _publish(self) -> None:
-        pub = self.config.publishing
-        left = self.catalog.n_items - self.n_released
-        if left == 0 or pub.rate <= 0 or (self.t + 1) % pub.every:
-            return
-        count = min(int(self.rng.poisson(pub.rate * pub.every)), left)
-        if count == 0:
-            return
-        new = np.arange(self.n_released, self.n_released + count)
-        self.n_released += count
-        self.world.candidates.set_available(self.n_released)
-        stamp = np.column_stack([new, np.full(count, self.t, dtype=np.int64)])
-        self.uploads = np.vstack([self.uploads, stamp])[-256:]
+        n_released, self.uploads = release_uploads(
+            self.config.publishing, self.catalog.n_items, self.n_released, self.uploads,
+            self.t, self.rng,
+        )  # fmt: skip
+        if n_released != self.n_released:
+            self.n_released = n_released
+            self.world.candidates.set_available(n_released)
 
     def _inject(self, cands: np.ndarray, rows: np.ndarray | None) -> None:
         """Overwrite the last candidate slots: shared items, followed creators' recent
@@ -311,13 +410,7 @@ class Population:
 
     def creator_report(self) -> dict[str, Any]:
         """Per-creator totals and the exposure concentration so far."""
-        return {
-            "exposure_gini": gini(self.creator_exposure),
-            "exposure": self.creator_exposure.tolist(),
-            "clicks": self.creator_clicks.tolist(),
-            "follows": self.creator_follows.tolist(),
-            "gifts": self.creator_gifts.tolist(),
-        }
+        return ledger_report(self)
 
     def close(self) -> None:
         self.world.close()

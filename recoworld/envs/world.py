@@ -222,6 +222,7 @@ class World:
                 "candidate_relevance": rel,
                 "slate_relevance": np.take_along_axis(rel, actions, axis=1) * valid,
                 "user_novelty": st.novelty_static.copy(),
+                "user_session_novelty": st.novelty_session.copy(),
             }
         resp = self.simulator.respond(
             st, items, valid, self.rng_responses, text=ep.text_info, active=active

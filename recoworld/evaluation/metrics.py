@@ -7,7 +7,8 @@ candidates; items are integer catalog indices in ``[0, n_items)``. It covers
 * ranking quality against ground-truth relevance: ``dcg``, ``ndcg_at_k``, ``reciprocal_rank``,
   ``hit_at_k``, ``reward_weighted_ndcg``;
 * beyond accuracy: ``intra_list_diversity``, ``self_information``/``novelty``,
-  ``most_popular_items``/``serendipity``, ``catalog_coverage``;
+  ``profile_distance``/``unfamiliarity`` (novelty for one user: distance from what it
+  consumed), ``most_popular_items``/``serendipity``, ``catalog_coverage``;
 * exposure fairness: ``exposure_counts``, ``gini``, ``exposure_entropy``, ``lorenz_curve``;
 * joint fairness/relevance (DPFR, Rampisela et al., WWW 2025): ``pareto_front``,
   ``frontier_reference_point``, ``dpfr``, ``estimate_frontier``;
@@ -46,12 +47,14 @@ __all__ = [
     "novelty",
     "pareto_front",
     "per_episode",
+    "profile_distance",
     "reciprocal_rank",
     "retention",
     "reward_weighted_ndcg",
     "self_information",
     "serendipity",
     "survival_by_session",
+    "unfamiliarity",
 ]
 
 Grouped = tuple[np.ndarray, np.ndarray]
@@ -304,6 +307,46 @@ def novelty(
     si = _items("slate_items", si, mask, info.shape[0])
     total = np.where(mask, info[si], 0.0).sum(axis=1)
     return _ratio(total, mask.sum(axis=1), np.nan)
+
+
+def profile_distance(
+    slate_items: np.ndarray, item_features: np.ndarray, profile: np.ndarray
+) -> np.ndarray:
+    """Per slot, ``1 - cos(f_i, profile_row)``: how far item i (features ``item_features``
+    [n_items, F], e.g. topics) lies from the row's consumption profile ``profile`` [N, F]
+    (e.g. the user's decayed click-topic distribution). A zero profile (nothing consumed
+    yet) or zero feature vector gives distance 1. Slot ids outside [0, n_items) (padding)
+    give NaN. Returns float64 [N, k]."""
+    si = _ints("slate_items", slate_items, 2)
+    feats = _float("item_features", item_features, 2)
+    prof = _float("profile", profile, 2)
+    _same_rows(si.shape[0], profile=prof)
+    if prof.shape[1] != feats.shape[1]:
+        raise ValueError(
+            f"profile: expected {feats.shape[1]} columns (item_features), got {prof.shape[1]}"
+        )
+    valid = (si >= 0) & (si < feats.shape[0])
+    f = feats[np.where(valid, si, 0)]  # [N, k, F]
+    fn = np.linalg.norm(f, axis=-1)
+    pn = np.linalg.norm(prof, axis=-1)[:, None]
+    dot = np.einsum("nkf,nf->nk", f, prof)
+    cos = np.divide(dot, fn * pn, out=np.zeros_like(dot), where=(fn * pn) > 0)
+    return np.where(valid, np.clip(1.0 - cos, 0.0, 2.0), np.nan)
+
+
+def unfamiliarity(
+    slate_items: np.ndarray,
+    item_features: np.ndarray,
+    profile: np.ndarray,
+    shown: np.ndarray | None = None,
+) -> np.ndarray:
+    """Novelty for the user: the mean :func:`profile_distance` of the shown slate items
+    from the row's ``profile``; NaN if nothing is shown. Returns float64 [N]."""
+    si = _ints("slate_items", slate_items, 2)
+    mask = _shown(shown, si.shape)
+    dist = profile_distance(np.where(mask, si, 0), item_features, profile)
+    _items("slate_items", si, mask, np.asarray(item_features).shape[0])
+    return _ratio(np.where(mask, dist, 0.0).sum(axis=1), mask.sum(axis=1), np.nan)
 
 
 def most_popular_items(popularity: np.ndarray, share: float = 0.1) -> np.ndarray:

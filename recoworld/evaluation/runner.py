@@ -58,6 +58,9 @@ class PolicySpec(StrictModel):
     checkpoint: str | None = Field(
         None, description="Checkpoint of a trained module (`recoworld train --out DIR`)."
     )
+    algo: str | None = Field(
+        None, description="Algorithm that wrote the checkpoint (default: its run's manifest)."
+    )
     worlds: list[str] | None = Field(
         None, description="Only these worlds (e.g. those whose observation the module fits)."
     )
@@ -393,9 +396,9 @@ def _policy_instance(spec: PolicySpec, cache: dict[str, Recommender]) -> str | R
     if spec.checkpoint is None:
         return spec.name  # a fresh baseline per run (online learners start from scratch)
     if spec.name not in cache:
-        from recoworld.rl.recommender import ModuleRecommender
+        from recoworld.rl.algorithms import load_recommender
 
-        cache[spec.name] = ModuleRecommender.from_checkpoint(spec.checkpoint, name=spec.name)
+        cache[spec.name] = load_recommender(spec.checkpoint, spec.name, spec.algo)
     return cache[spec.name]
 
 

@@ -1,8 +1,9 @@
 """LLM backends behind one batched, structured-output interface.
 
-``make_backend(LLMConfig)`` returns the ``vllm`` (in-process engine, default) or ``openai``
-(any OpenAI-compatible server) backend, with the SQLite response cache attached when
-enabled. ``generate(requests, schema)`` returns validated ``Completion``s (see ``base``)."""
+``make_backend(LLMConfig)`` returns the ``vllm`` (in-process engine, default), ``openai``
+(any OpenAI-compatible server) or ``ray_vllm`` (a pool of vLLM engines as Ray actors)
+backend, with the SQLite response cache attached when enabled. ``generate(requests,
+schema)`` returns validated ``Completion``s (see ``base``)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def make_backend(config: LLMConfig | None = None) -> LLMBackend:
         from recoworld.llm.vllm_backend import VLLMBackend
 
         return VLLMBackend(cfg, cache)
+    if cfg.backend == "ray_vllm":
+        from recoworld.llm.ray_pool import RayVLLMBackend
+
+        return RayVLLMBackend(cfg, cache)
     from recoworld.llm.openai_backend import OpenAIBackend
 
     return OpenAIBackend(cfg, cache)

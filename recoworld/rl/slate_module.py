@@ -11,12 +11,16 @@ and scores every candidate with one MLP shared across candidates,
     s_i = MLP([c; x_i; x_i[:T] * instruction[:T]; x_i[:T] * history[:T]])
 
 (the two products let a small network see at once whether an item matches what the user
-asked for and what it has been clicking). The scores are the inputs of the Plackett-Luce
-slate distribution (``slate_distribution``): exploration samples k distinct candidates by
-Gumbel-top-k, inference takes the top k, training uses the exact log-probability. The value
-head reads the context only (``ValueFunctionAPI``), so PPO and other actor-critic learners
-work unchanged. Observation keys the module does not know are ignored, so it keeps working
-when the observation grows.
+asked for and what it has been clicking). When the observation carries them, the context
+also takes ``OPTIONAL_CONTEXT_KEYS`` (``novelty``: novelty-response features, ``goal``: a
+one-hot novelty goal from a higher-level policy; ``recoworld.rl.hrl``) and each candidate
+its ``PER_CANDIDATE_KEYS`` value (``candidate_novelty`` [M]).
+
+The scores are the inputs of the Plackett-Luce slate distribution (``slate_distribution``):
+exploration samples k distinct candidates by Gumbel-top-k, inference takes the top k,
+training uses the exact log-probability. The value head reads the context only
+(``ValueFunctionAPI``), so PPO and other actor-critic learners work unchanged. Observation
+keys the module does not know are ignored, so it keeps working when the observation grows.
 
 ``model_config``: ``hidden`` (list of layer widths, default [128, 128]), ``value_hidden``
 (default [128, 128]), ``slate_size`` (default: the action space's length).
@@ -37,6 +41,8 @@ from torch import nn
 from recoworld.rl.slate_distribution import PlackettLuce, plackett_luce
 
 CONTEXT_KEYS = ("user", "history", "instruction", "counters")
+OPTIONAL_CONTEXT_KEYS = ("novelty", "goal")
+PER_CANDIDATE_KEYS = ("candidate_novelty",)
 
 
 def _mlp(sizes: list[int], out: int) -> nn.Sequential:
@@ -63,8 +69,10 @@ class SlateScoringModule(TorchRLModule, ValueFunctionAPI):
         self.slate_size = int(cfg.get("slate_size", len(act.nvec)))
         d = obs["candidates"].shape[-1]
         self.n_topics = obs["instruction"].shape[0] - 1
-        ctx = sum(int(obs[key].shape[0]) for key in CONTEXT_KEYS)
-        item_in = ctx + d + 2 * self.n_topics
+        self.context_keys = CONTEXT_KEYS + tuple(k for k in OPTIONAL_CONTEXT_KEYS if k in obs)
+        self.candidate_keys = tuple(k for k in PER_CANDIDATE_KEYS if k in obs)
+        ctx = sum(int(obs[key].shape[0]) for key in self.context_keys)
+        item_in = ctx + d + len(self.candidate_keys) + 2 * self.n_topics
         self.scorer = _mlp([item_in, *cfg.get("hidden", [128, 128])], 1)
         if not self.inference_only:
             self.value = _mlp([ctx, *cfg.get("value_hidden", [128, 128])], 1)
@@ -72,12 +80,17 @@ class SlateScoringModule(TorchRLModule, ValueFunctionAPI):
 
     # ------------------------------------------------------------------ features
     def _context(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [obs["user"], obs["history"], obs["instruction"], torch.log1p(obs["counters"])]
-        return torch.cat([p.float() for p in parts], dim=-1)
+        parts = [torch.log1p(obs[k].float()) if k == "counters" else obs[k].float()
+                 for k in self.context_keys]  # fmt: skip
+        return torch.cat(parts, dim=-1)
 
     def scores(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, M] candidate scores (the Plackett-Luce logits)."""
         cands = obs["candidates"].float()
+        if self.candidate_keys:
+            cands = torch.cat(
+                [cands, *(obs[k].float()[..., None] for k in self.candidate_keys)], -1
+            )
         ctx = self._context(obs)
         t = self.n_topics
         topics = cands[..., :t]

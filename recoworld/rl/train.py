@@ -38,38 +38,25 @@ from pydantic import Field
 from recoworld.atomic import atomic_write_text
 from recoworld.config import StrictModel, WorldConfig, read_yaml_mapping, resolve_world_config
 from recoworld.reproducibility import write_manifest
+from recoworld.rl.algorithms import ALGORITHMS, AlgorithmSpec, algorithm_spec
+from recoworld.rl.settings import (
+    HRLSettings,
+    ModelSettings,
+    PPOSettings,
+    RLIVUASettings,
+    SlateTSSettings,
+)
 from recoworld.simulate import SimulateConfig, run_policy
 
 ENV_ID = "recoworld/RecoWorld-v0"
 
 
-class PPOSettings(StrictModel):
-    """PPO hyper-parameters (RLlib names)."""
-
-    lr: float = Field(3e-4, gt=0)
-    gamma: float = Field(0.97, gt=0, le=1)
-    lambda_: float = Field(0.95, ge=0, le=1)
-    clip_param: float = Field(0.2, gt=0)
-    entropy_coeff: float = Field(0.005, ge=0)
-    vf_loss_coeff: float = Field(0.5, ge=0)
-    vf_clip_param: float = Field(50.0, gt=0)
-    num_epochs: int = Field(4, ge=1)
-    minibatch_size: int = Field(256, ge=1)
-    train_batch_size: int = Field(2048, ge=1, description="Env steps per iteration.")
-    grad_clip: float = Field(0.5, gt=0)
-
-
-class ModelSettings(StrictModel):
-    """The slate RLModule's network sizes."""
-
-    hidden: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
-    value_hidden: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
-
-
 class TrainConfig(StrictModel):
     """What ``recoworld train`` runs (the ``train:`` section of a run YAML)."""
 
-    algo: Literal["ppo"] = "ppo"
+    algo: Literal["ppo", "hrl", "slate_ts", "rliv_ua"] = Field(
+        "ppo", description=f"The algorithm (``recoworld.rl.algorithms``: {sorted(ALGORITHMS)})."
+    )
     iterations: int = Field(30, ge=1)
     seed: int = 0
     num_envs: int = Field(64, ge=1, description="Users stepped together per env runner.")
@@ -84,6 +71,9 @@ class TrainConfig(StrictModel):
     torch_threads: int = Field(1, ge=1)
     ppo: PPOSettings = Field(default_factory=PPOSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    hrl: HRLSettings = Field(default_factory=HRLSettings)
+    slate_ts: SlateTSSettings = Field(default_factory=SlateTSSettings)
+    rliv_ua: RLIVUASettings = Field(default_factory=RLIVUASettings)
     eval_every: int = Field(5, ge=0, description="Evaluate every N iterations (0: at the end).")
     eval_episodes: int = Field(200, ge=1, description="User lives per evaluation.")
     eval_users: int = Field(64, ge=1)
@@ -104,18 +94,13 @@ def load_train_run(
     return resolve_world_config(raw.get("world") or {}), TrainConfig.model_validate(train)
 
 
-def build_algorithm_config(world: WorldConfig, cfg: TrainConfig) -> Any:
-    """The RLlib ``PPOConfig`` for the slate module on RecoWorld's vector env."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-
+def on_recoworld_env(config: Any, world: WorldConfig, cfg: TrainConfig) -> Any:
+    """``config`` (any RLlib ``AlgorithmConfig``) set to RecoWorld's vector env with
+    ``cfg``'s env runners, a local learner and ``cfg.seed``."""
     import recoworld  # noqa: F401  (registers the gymnasium env in this process)
-    from recoworld.rl.slate_module import SlateScoringModule
 
-    p = cfg.ppo
     return (
-        PPOConfig()
-        .environment(ENV_ID, env_config={"config": world.model_dump(mode="json")})
+        config.environment(ENV_ID, env_config={"config": world.model_dump(mode="json")})
         .env_runners(
             num_env_runners=cfg.num_env_runners,
             num_envs_per_env_runner=cfg.num_envs,
@@ -123,6 +108,20 @@ def build_algorithm_config(world: WorldConfig, cfg: TrainConfig) -> Any:
             rollout_fragment_length="auto",
         )
         .learners(num_learners=0)
+        .debugging(seed=cfg.seed)
+    )
+
+
+def build_algorithm_config(world: WorldConfig, cfg: TrainConfig) -> Any:
+    """The RLlib ``PPOConfig`` for the slate module on RecoWorld's vector env."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from recoworld.rl.slate_module import SlateScoringModule
+
+    p = cfg.ppo
+    return (
+        on_recoworld_env(PPOConfig(), world, cfg)
         .training(
             lr=p.lr,
             gamma=p.gamma,
@@ -143,14 +142,23 @@ def build_algorithm_config(world: WorldConfig, cfg: TrainConfig) -> Any:
                 model_config={"hidden": cfg.model.hidden, "value_hidden": cfg.model.value_hidden},
             )
         )
-        .debugging(seed=cfg.seed)
     )
 
 
 def ensure_ray(num_cpus: int) -> None:
+    """Start Ray in this process with ``num_cpus`` CPUs, or join the cluster named by
+    ``RAY_ADDRESS`` (``ray start --head`` / ``ray start --address``; a cluster's CPUs are
+    its own, so ``num_cpus`` is not passed); nothing when Ray is already initialised."""
+    import os
+
     import ray
 
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)  # fmt: skip
+    else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)  # fmt: skip
 
@@ -163,6 +171,20 @@ SCALARS = {
     "vf_loss": ("learners", "default_policy", "vf_loss"),
     "entropy": ("learners", "default_policy", "entropy"),
 }
+
+
+def progress_row(iteration: int, result: dict[str, Any]) -> dict[str, Any]:
+    """The ``progress.csv`` row of one iteration: ``SCALARS``, and for multi-module
+    algorithms (e.g. ``hrl``: ``high`` and ``low``) each module's losses as
+    ``<loss>/<module>``."""
+    row = {"iteration": iteration, **{k: _get(result, p) for k, p in SCALARS.items()}}
+    learners = result.get("learners") or {}
+    for module, stats in learners.items():
+        if module in ("default_policy", "__all_modules__") or not isinstance(stats, dict):
+            continue
+        for key in ("policy_loss", "vf_loss", "entropy"):
+            row[f"{key}/{module}"] = stats.get(key)
+    return row
 
 
 def _get(d: Any, path: tuple[str, ...]) -> Any:
@@ -207,18 +229,42 @@ def save_checkpoint(algo: Any, path: Path) -> Path:
     return path
 
 
-def evaluate_module(module: Any, world: WorldConfig, cfg: TrainConfig) -> dict[str, Any]:
-    """Greedy slates of ``module`` on the evaluation users (fixed seed)."""
-    from recoworld.rl.recommender import ModuleRecommender
-
+def evaluate_recommender(policy: Any, world: WorldConfig, cfg: TrainConfig) -> dict[str, Any]:
+    """Run ``policy`` (a greedy ``Recommender``) on the evaluation users (fixed seed)."""
     sim = SimulateConfig(users=cfg.eval_users, episodes=cfg.eval_episodes, seed=cfg.eval_seed,
                          log=False)  # fmt: skip
+    return run_policy(world, policy, sim, None)
+
+
+def evaluate_module(module: Any, world: WorldConfig, cfg: TrainConfig) -> dict[str, Any]:
+    """Greedy slates of a slate ``module`` on the evaluation users (fixed seed)."""
+    from recoworld.rl.recommender import ModuleRecommender
+
     was_training = module.training
     module.eval()
     try:
-        return run_policy(world, ModuleRecommender(module, name=cfg.algo), sim, None)
+        return evaluate_recommender(ModuleRecommender(module, name=cfg.algo), world, cfg)
     finally:
         module.train(was_training)
+
+
+def _ppo_recommender(algo: Any, name: str) -> Any:
+    from recoworld.rl.recommender import ModuleRecommender
+
+    return ModuleRecommender(algo.get_module(), name=name)  # no dropout/batch-norm: mode-free
+
+
+def _ppo_from_checkpoint(path: Path, name: str) -> Any:
+    from recoworld.rl.recommender import ModuleRecommender
+
+    return ModuleRecommender.from_checkpoint(path, name=name)
+
+
+PPO_SPEC = AlgorithmSpec(
+    build_config=lambda world, cfg: build_algorithm_config(world, cfg),
+    recommender=_ppo_recommender,
+    from_checkpoint=_ppo_from_checkpoint,
+)
 
 
 def train(
@@ -241,7 +287,8 @@ def train(
                          "train": cfg.model_dump(mode="json")}, cfg.seed,
                    resumed_from=str(resume) if resume else None)  # fmt: skip
     ensure_ray(cfg.num_cpus)
-    algo = build_algorithm_config(world, cfg).build_algo()
+    spec: AlgorithmSpec = algorithm_spec(cfg.algo)
+    algo = spec.build_config(world, cfg).build_algo()
     if resume is not None:
         algo.restore_from_path(str(Path(resume).resolve()))
     progress_rows: list[dict[str, Any]] = []
@@ -258,22 +305,23 @@ def train(
             progress_bar(show_progress) as progress,
             (out / "result.json").open("a") as results,
         ):
-            task = progress.add_task("PPO iterations", total=cfg.iterations)
+            label = cfg.algo.upper()
+            task = progress.add_task(f"{label} iterations", total=cfg.iterations)
             for i in range(start_iter + 1, start_iter + cfg.iterations + 1):
                 result = algo.train()
                 results.write(json.dumps(result, default=str) + "\n")
                 results.flush()
                 for name, value in _flatten(result).items():
                     writer.add_scalar(name, value, i)
-                row = {"iteration": i, **{k: _get(result, p) for k, p in SCALARS.items()}}
+                row = progress_row(i, result)
                 progress_rows.append(row)
                 _write_csv(progress_rows, out / "progress.csv")
                 ret = row["episode_return_mean"]
-                progress.update(task, advance=1, description=f"PPO iter {i}: return "
+                progress.update(task, advance=1, description=f"{label} iter {i}: return "
                                 f"{ret if ret is None else round(float(ret), 2)}")  # fmt: skip
                 final = i == start_iter + cfg.iterations
                 if (cfg.eval_every and i % cfg.eval_every == 0) or final:
-                    last_eval = evaluate_module(algo.get_module(), world, cfg)
+                    last_eval = evaluate_recommender(spec.recommender(algo, cfg.algo), world, cfg)
                     scalars = {k: v for k, v in last_eval.items() if not isinstance(v, list)}
                     steps = row["num_env_steps_sampled_lifetime"]
                     eval_rows.append({"iteration": i, "env_steps": steps, **scalars})

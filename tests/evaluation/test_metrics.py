@@ -410,3 +410,19 @@ def test_errors_name_the_argument() -> None:
     case["satisfaction"] = np.ones(5)
     with pytest.raises(ValueError, match=r"^satisfaction:"):
         m.instruction_following(**case)
+
+
+def test_profile_distance_and_unfamiliarity_hand_computed():
+    feats = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    profile = np.array([[1.0, 0.0], [0.0, 0.0]])  # row 1: nothing consumed yet
+    items = np.array([[0, 1, 2], [0, 2, -1]])
+    dist = m.profile_distance(items, feats, profile)
+    assert dist[0] == pytest.approx([0.0, 1.0, 1.0 - 1.0 / np.sqrt(2.0)])
+    assert dist[1, :2] == pytest.approx([1.0, 1.0]) and np.isnan(dist[1, 2])  # padding
+    shown = np.array([[True, True, False], [True, False, False]])
+    unf = m.unfamiliarity(items, feats, profile, shown)
+    assert unf == pytest.approx([0.5, 1.0])
+    with pytest.raises(ValueError, match="profile: expected 2 columns"):
+        m.profile_distance(items, feats, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="slate_items: item ids"):
+        m.unfamiliarity(np.array([[5, 0]]), feats, profile[:1])

@@ -1,0 +1,75 @@
+"""The registry of RLlib training algorithms: what ``recoworld train --algo NAME`` builds.
+
+Each algorithm module exposes an ``AlgorithmSpec``:
+
+- ``build_config(world, train_config)``: the RLlib ``AlgorithmConfig`` to build and train;
+- ``recommender(algo, name)``: the trained policy of a running ``Algorithm`` as a greedy
+  ``Recommender`` (used for the evaluation curve during training);
+- ``from_checkpoint(path, name)``: the same from a checkpoint directory, in a fresh process
+  without a Ray runtime (used by ``recoworld evaluate`` and scripts).
+
+``ALGORITHMS`` maps names to ``"module:attribute"`` and is resolved lazily, so naming an
+algorithm imports only its own module. ``load_recommender(checkpoint)`` reads which
+algorithm wrote a checkpoint from the run's ``manifest.json`` (``train.algo``) next to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recoworld.config import WorldConfig
+    from recoworld.policies.base import Recommender
+    from recoworld.rl.train import TrainConfig
+
+ALGORITHMS: dict[str, str] = {
+    "ppo": "recoworld.rl.train:PPO_SPEC",
+    "hrl": "recoworld.rl.hrl:HRL_SPEC",
+    "slate_ts": "recoworld.rl.slate_ts:SLATE_TS_SPEC",
+    "rliv_ua": "recoworld.rl.rliv_ua:RLIV_UA_SPEC",
+}
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """How to build, evaluate and reload one algorithm (see the module docstring)."""
+
+    build_config: Callable[[WorldConfig, TrainConfig], Any]
+    recommender: Callable[[Any, str], Recommender]
+    from_checkpoint: Callable[[Path, str], Recommender]
+
+
+def algorithm_spec(name: str) -> AlgorithmSpec:
+    """The spec registered as ``name`` (ValueError naming the known ones otherwise)."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"algo: unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}")
+    module, attr = ALGORITHMS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def checkpoint_algo(path: str | Path) -> str:
+    """The algorithm that wrote checkpoint ``path``: ``train.algo`` of the ``manifest.json``
+    in its run directory (the checkpoint's parent, or grandparent for ``checkpoints/iter_N``);
+    ``"ppo"`` when no manifest says otherwise (module-only checkpoints, older runs)."""
+    path = Path(path).resolve()
+    for run_dir in (path.parent, path.parent.parent):
+        manifest = run_dir / "manifest.json"
+        if manifest.exists():
+            algo = (json.loads(manifest.read_text()).get("config") or {}).get("train", {})
+            if isinstance(algo, dict) and algo.get("algo") in ALGORITHMS:
+                return str(algo["algo"])
+    return "ppo"
+
+
+def load_recommender(path: str | Path, name: str, algo: str | None = None) -> Recommender:
+    """A trained policy from a checkpoint as a ``Recommender`` (``algo`` read from the run's
+    manifest when not given)."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return algorithm_spec(algo or checkpoint_algo(path)).from_checkpoint(path, name)
