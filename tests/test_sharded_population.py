@@ -199,8 +199,10 @@ pop = ShardedPopulation(COUPLED, shards=2, blocks=2, use_ray=True, ray_address="
 pids = pop._each("pid")
 sharded = trajectory(pop, 15)
 reach = pop.reach(int(sharded[-1][4]["item_index"][0, 0]))
+again = trajectory(pop, 15)  # a reset after steps (replies from the object store are read-only)
 pop.close()
 assert_same(reference, sharded)
+assert_same(reference, again)
 print("RESULT " + json.dumps({"pids": pids, "reach": reach}))
 """
 

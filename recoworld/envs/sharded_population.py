@@ -223,7 +223,7 @@ class PopulationBlock:
         self.world.candidates.set_available(self.n_released)
         self.inbox.fill(-1)
         self.shared[:] = False
-        self.trending[:] = 0.0
+        self.trending = np.zeros(self.catalog.n_items)  # not in place: may be a read-only reply
         self.uploads = np.zeros((0, 2), dtype=np.int64)
         self.t = 0
         self.rng = ReplayedUniforms()
@@ -265,7 +265,7 @@ class PopulationBlock:
         deliver_shares(self.inbox, reply["share_to"] - self.lo, reply["share_what"])
 
     def _adopt(self, reply: dict[str, Any]) -> None:
-        self.trending = reply["trending"]
+        self.trending = reply["trending"]  # read-only under Ray (object store): never edited
         if reply["n_released"] != self.n_released:
             self.n_released = reply["n_released"]
             self.world.candidates.set_available(self.n_released)
