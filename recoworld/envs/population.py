@@ -464,13 +464,17 @@ class PopulationEnv(ParallelEnv):
                 f"render_mode={render_mode!r}: supported {self.metadata['render_modes']}"
             )
         self.render_mode = render_mode
-        self.population = Population(self.config, llm_backend)
+        self.population = self._make_population(llm_backend)
         self.possible_agents = [f"user_{i}" for i in range(self.population.capacity)]
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
         self._obs: dict[str, np.ndarray] | None = None
         self._cycles = 0
         self._last_info: dict[str, Any] | None = None
+
+    def _make_population(self, llm_backend: LLMBackend | None) -> Population:
+        """The batched core behind the env (``sharded_population`` overrides it)."""
+        return Population(self.config, llm_backend)
 
     @functools.cache  # noqa: B019 (one space object for every agent)
     def observation_space(self, agent: str) -> spaces.Space:

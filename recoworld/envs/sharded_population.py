@@ -57,6 +57,7 @@ import itertools
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -658,8 +659,8 @@ class ShardedPopulation:
             for s in self.shards:
                 try:
                     ray.get(s.close.remote(), timeout=30)
-                except Exception:  # the actor may already be gone
-                    pass
+                except ray.exceptions.RayError as err:  # gone or stuck: killed below
+                    warnings.warn(f"shard close failed ({err}); killing the actor", stacklevel=2)
                 ray.kill(s)
         else:
             for s in self.shards:
@@ -689,23 +690,11 @@ class ShardedPopulationEnv(PopulationEnv):
         shard_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
-        data = config.model_dump() if isinstance(config, PopulationConfig) else dict(config or {})
-        data.update(overrides)
-        self.config = PopulationConfig.model_validate(data)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r}: supported {self.metadata['render_modes']}"
-            )
-        self.render_mode = render_mode
-        self.population = ShardedPopulation(  # type: ignore[assignment]
-            self.config, shards, blocks, use_ray, ray_address, shard_options
-        )
-        self.possible_agents = [f"user_{i}" for i in range(self.population.capacity)]
-        self._index = {a: i for i, a in enumerate(self.possible_agents)}
-        self.agents = []
-        self._obs = None
-        self._cycles = 0
-        self._last_info = None
+        self._shard_args = (shards, blocks, use_ray, ray_address, shard_options)
+        super().__init__(config, render_mode, **overrides)
+
+    def _make_population(self, llm_backend: Any) -> Any:
+        return ShardedPopulation(self.config, *self._shard_args)
 
     def state(self) -> np.ndarray:
         """A global view: per slot [alive, satisfaction]."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -91,7 +92,7 @@ class RayVLLMBackend(LLMBackend):
         refs = [ref for _, ref in started]
         try:
             ray.get(refs, timeout=config.ray.start_timeout_s)
-        except Exception as err:
+        except ray.exceptions.RayError as err:
             for actor, _ in started:
                 ray.kill(actor)
             raise BackendError(
@@ -148,8 +149,9 @@ class RayVLLMBackend(LLMBackend):
             try:
                 ray.get(ref)
                 self.actors.append(actor)
-            except Exception:  # the replacement failed to start: drop it
+            except ray.exceptions.RayError as err:  # the replacement failed to start: drop it
                 self.stats["actor_failures"] += 1
+                warnings.warn(f"a replacement vLLM engine failed to start: {err}", stacklevel=2)
         self._starting = still
 
     def _retire(self, actor: Any) -> None:
@@ -232,7 +234,7 @@ class RayVLLMBackend(LLMBackend):
             for actor in actors:
                 try:
                     ray.get(actor.close.remote(), timeout=60)
-                except Exception:  # already dead, or stuck: killed below
-                    pass
+                except ray.exceptions.RayError as err:  # already dead, or stuck: killed below
+                    warnings.warn(f"engine close failed ({err}); killing the actor", stacklevel=2)
                 ray.kill(actor)
         super().close()

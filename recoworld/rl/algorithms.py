@@ -52,17 +52,25 @@ def algorithm_spec(name: str) -> AlgorithmSpec:
     return getattr(importlib.import_module(module), attr)
 
 
-def checkpoint_algo(path: str | Path) -> str:
-    """The algorithm that wrote checkpoint ``path``: ``train.algo`` of the ``manifest.json``
-    in its run directory (the checkpoint's parent, or grandparent for ``checkpoints/iter_N``);
-    ``"ppo"`` when no manifest says otherwise (module-only checkpoints, older runs)."""
+def run_config(path: str | Path) -> dict[str, Any] | None:
+    """The ``config`` recorded in the ``manifest.json`` of checkpoint ``path``'s run (the
+    checkpoint's parent, or grandparent for ``checkpoints/iter_N``): ``{"world": ...,
+    "train": ...}``; None when there is no manifest (module-only checkpoints)."""
     path = Path(path).resolve()
     for run_dir in (path.parent, path.parent.parent):
         manifest = run_dir / "manifest.json"
         if manifest.exists():
-            algo = (json.loads(manifest.read_text()).get("config") or {}).get("train", {})
-            if isinstance(algo, dict) and algo.get("algo") in ALGORITHMS:
-                return str(algo["algo"])
+            return json.loads(manifest.read_text()).get("config") or {}
+    return None
+
+
+def checkpoint_algo(path: str | Path) -> str:
+    """The algorithm that wrote checkpoint ``path``: ``train.algo`` of its run's config
+    (``run_config``); ``"ppo"`` when no manifest says otherwise (module-only checkpoints,
+    older runs)."""
+    train = (run_config(path) or {}).get("train")
+    if isinstance(train, dict) and train.get("algo") in ALGORITHMS:
+        return str(train["algo"])
     return "ppo"
 
 

@@ -40,13 +40,13 @@ keys as the envs, with the same functions (``augment``, ``high_observation``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from recoworld.config import WorldConfig
 from recoworld.envs.novelty import FEATURES, NoveltySignals
@@ -192,13 +192,7 @@ class NoveltyEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._obs(), r, terminated, truncated, {"slate_novelty": nov}
 
 
-def _multi_agent_env_base() -> type:
-    from ray.rllib.env.multi_agent_env import MultiAgentEnv
-
-    return MultiAgentEnv
-
-
-class HierarchicalNoveltyEnv(_multi_agent_env_base()):  # type: ignore[misc]
+class HierarchicalNoveltyEnv(MultiAgentEnv):
     """Turn-based two-level env for RLlib (see module docstring). ``env_config``:
     ``{"config": WorldConfig dict, "hrl": HRLSettings dict}``."""
 
@@ -399,15 +393,14 @@ class NoveltyRecommender:
 
 def _catalog_of_run(path: Path) -> Any:
     from recoworld.catalog import load_catalog
+    from recoworld.rl.algorithms import run_config
 
-    for run_dir in (path.parent, path.parent.parent):
-        manifest = run_dir / "manifest.json"
-        if manifest.exists():
-            config = json.loads(manifest.read_text()).get("config") or {}
-            world = WorldConfig.model_validate(config.get("world") or {})
-            return load_catalog(world.catalog)[0], config.get("train") or {}
-    raise FileNotFoundError(f"{path}: no manifest.json in its run directory (needed for the "
-                            "catalog and the hrl settings)")  # fmt: skip
+    config = run_config(path)
+    if config is None:
+        raise FileNotFoundError(f"{path}: no manifest.json in its run directory (needed for "
+                                "the catalog and the hrl settings)")  # fmt: skip
+    world = WorldConfig.model_validate(config.get("world") or {})
+    return load_catalog(world.catalog)[0], config.get("train") or {}
 
 
 def recommender_from_algo(algo: Any, name: str) -> NoveltyRecommender:

@@ -18,13 +18,13 @@ per user and per creator, retention and engagement, and the creator exposure Gin
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recoworld.rl.algorithms import AlgorithmSpec
 from recoworld.rl.scri import SIGNALS
+from recoworld.rl.train import module_from_checkpoint, module_recommender
 
 if TYPE_CHECKING:
     from recoworld.config import WorldConfig
@@ -78,22 +78,10 @@ def build_rliv_ua_config(world: WorldConfig, cfg: TrainConfig) -> Any:
     )
 
 
-def _recommender(algo: Any, name: str) -> Any:
-    from recoworld.rl.recommender import ModuleRecommender
-
-    return ModuleRecommender(algo.get_module(), name=name)
-
-
-def _from_checkpoint(path: Path, name: str) -> Any:
-    from recoworld.rl.recommender import ModuleRecommender
-
-    return ModuleRecommender.from_checkpoint(path, name=name)
-
-
 RLIV_UA_SPEC = AlgorithmSpec(
     build_config=build_rliv_ua_config,
-    recommender=_recommender,
-    from_checkpoint=_from_checkpoint,
+    recommender=module_recommender,  # the RLIV-UA module is a slate module
+    from_checkpoint=module_from_checkpoint,
 )
 
 

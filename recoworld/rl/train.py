@@ -236,25 +236,15 @@ def evaluate_recommender(policy: Any, world: WorldConfig, cfg: TrainConfig) -> d
     return run_policy(world, policy, sim, None)
 
 
-def evaluate_module(module: Any, world: WorldConfig, cfg: TrainConfig) -> dict[str, Any]:
-    """Greedy slates of a slate ``module`` on the evaluation users (fixed seed)."""
-    from recoworld.rl.recommender import ModuleRecommender
-
-    was_training = module.training
-    module.eval()
-    try:
-        return evaluate_recommender(ModuleRecommender(module, name=cfg.algo), world, cfg)
-    finally:
-        module.train(was_training)
-
-
-def _ppo_recommender(algo: Any, name: str) -> Any:
+def module_recommender(algo: Any, name: str) -> Any:
+    """The slate module of a running algorithm as a greedy ``ModuleRecommender``."""
     from recoworld.rl.recommender import ModuleRecommender
 
     return ModuleRecommender(algo.get_module(), name=name)  # no dropout/batch-norm: mode-free
 
 
-def _ppo_from_checkpoint(path: Path, name: str) -> Any:
+def module_from_checkpoint(path: Path, name: str) -> Any:
+    """A slate module (or a subclass) from a checkpoint as a ``ModuleRecommender``."""
     from recoworld.rl.recommender import ModuleRecommender
 
     return ModuleRecommender.from_checkpoint(path, name=name)
@@ -262,8 +252,8 @@ def _ppo_from_checkpoint(path: Path, name: str) -> Any:
 
 PPO_SPEC = AlgorithmSpec(
     build_config=lambda world, cfg: build_algorithm_config(world, cfg),
-    recommender=_ppo_recommender,
-    from_checkpoint=_ppo_from_checkpoint,
+    recommender=module_recommender,
+    from_checkpoint=module_from_checkpoint,
 )
 
 

@@ -43,5 +43,6 @@ def test_population_llm_users_one_batch_per_step(vllm_backend, simulator, monkey
         assert set(rewards) >= set(actions)
         steps += 1
     assert steps == 3
-    assert env.population.world.simulator.stats.get("turns", 0) >= 0
+    if simulator == "llm":  # every present user took an LLM turn each step
+        assert env.population.world.simulator.stats["turns"] >= 5
     env.close()
