@@ -1,4 +1,4 @@
-"""Fidelity of the simulated users, per simulator and mode (logic: ``recoworld.fidelity``).
+"""Fidelity of the simulated users, per simulator and mode (logic: ``recoworld.evaluation.fidelity``).
 
 (a) persona consistency: slates of 2 liked-topic + 2 disliked-topic items answered by the
     real ``respond`` (sampled users on the synthetic and the MovieLens catalog, users fitted
@@ -61,11 +61,12 @@ def signed(d: dict[str, float]) -> str:
 
 # --------------------------------------------------------------------------- (a)
 def run_persona(args: argparse.Namespace, scorer: Any) -> dict[str, Any]:
-    from recoworld import fidelity as F
     from recoworld.catalog import generate_synthetic_catalog, load_movielens
-    from recoworld.config import ParametricUserConfig, SyntheticCatalogConfig
-    from recoworld.simulators.movielens_users import fit_movielens_population
-    from recoworld.simulators.parametric import ParametricUserModel
+    from recoworld.catalog.config import SyntheticCatalogConfig
+    from recoworld.evaluation import fidelity as F
+    from recoworld.simulators.parametric.config import ParametricUserConfig
+    from recoworld.simulators.parametric.model import ParametricUserModel
+    from recoworld.simulators.parametric.movielens_fit import fit_movielens_population
 
     data = load_movielens()
     rng = np.random.default_rng(args.seed)
@@ -144,10 +145,10 @@ def print_persona(console: Any, res: dict[str, Any]) -> None:
 def run_preferences(args: argparse.Namespace, scorer: Any) -> dict[str, Any]:
     import dataclasses
 
-    from recoworld import fidelity as F
     from recoworld.catalog import load_movielens
-    from recoworld.config import ParametricUserConfig
-    from recoworld.simulators.movielens_users import fit_users
+    from recoworld.evaluation import fidelity as F
+    from recoworld.simulators.parametric.config import ParametricUserConfig
+    from recoworld.simulators.parametric.movielens_fit import fit_users
 
     data = load_movielens()
     split = F.holdout_split_movielens(
@@ -313,9 +314,9 @@ def print_preferences(console: Any, res: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- (c)
 def run_instructions(args: argparse.Namespace, backend: Any) -> dict[str, Any]:
-    from recoworld import fidelity as F
-    from recoworld.config import WorldConfig
+    from recoworld.envs.config import WorldConfig
     from recoworld.envs.world import World
+    from recoworld.evaluation import fidelity as F
 
     base = {"episode": {"text_info": "instructions"}}
     movielens = {"catalog": {"source": "movielens"}, "users": {"source": "movielens"}}
@@ -435,9 +436,9 @@ def main() -> None:
     llm_config = None
     if args.llm:
         # Start the engine before any numba kernel is compiled in this process.
-        from recoworld.config import LLMConfig
         from recoworld.llm import make_backend
-        from recoworld.simulators.llm_scoring import ContrastiveScorer
+        from recoworld.llm.config import LLMConfig
+        from recoworld.simulators.scoring import ContrastiveScorer
 
         llm_config = LLMConfig(
             model=args.model, seed=args.seed, on_invalid="record", max_tokens=128
@@ -482,8 +483,8 @@ def write_outputs(args: argparse.Namespace, results: dict[str, Any], llm_config:
     import platform
     from datetime import UTC, datetime
 
-    from recoworld.atomic import atomic_write_json
-    from recoworld.reproducibility import TRACKED_PACKAGES, git_state, package_versions
+    from recoworld.core.atomic import atomic_write_json
+    from recoworld.core.manifest import TRACKED_PACKAGES, git_state, package_versions
 
     manifest = {
         "created": datetime.now(UTC).isoformat(),

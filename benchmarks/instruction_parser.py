@@ -36,7 +36,7 @@ BIAS_GRID = np.round(np.arange(-0.10, 0.201, 0.025), 3)
 
 
 def templated_set(topics: list[str]) -> list[dict[str, Any]]:
-    from recoworld.simulators.instructions import Instruction, render_instruction
+    from recoworld.simulators.instructions.lexical import Instruction, render_instruction
 
     out = []
     for more, less, novelty, variant in itertools.product(
@@ -94,7 +94,7 @@ def score(parser: Any, examples: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _instruction(ex: dict[str, Any]) -> Any:
-    from recoworld.simulators.instructions import Instruction
+    from recoworld.simulators.instructions.lexical import Instruction
 
     return Instruction(more=list(ex["more"]), less=list(ex["less"]), novelty=ex["novelty"])
 
@@ -168,9 +168,9 @@ def main() -> None:
     from rich.table import Table
 
     from recoworld.catalog import load_catalog
-    from recoworld.config import CatalogConfig
-    from recoworld.simulators.instruction_embedding import EmbeddingInstructionParser
-    from recoworld.simulators.instructions import InstructionParser
+    from recoworld.catalog.config import CatalogConfig
+    from recoworld.simulators.instructions.embedding import EmbeddingInstructionParser
+    from recoworld.simulators.instructions.lexical import InstructionParser
 
     catalog, _ = load_catalog(CatalogConfig(source="movielens"))
     topics = list(catalog.topic_names)  # the 19 MovieLens 100k genres

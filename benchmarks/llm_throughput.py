@@ -53,7 +53,7 @@ class SlateReview(BaseModel):
 def build_requests(n: int, seed: int = 0):
     from recoworld.catalog import load_movielens
     from recoworld.llm import ChatRequest
-    from recoworld.prompts import fence
+    from recoworld.llm.prompts import fence
 
     data = load_movielens()
     cat = data.catalog
@@ -119,8 +119,9 @@ def main() -> None:
     parser.add_argument("--llm-steps", type=int, default=4)
     args = parser.parse_args()
 
-    from recoworld.config import LLMConfig, VLLMEngineConfig, WorldConfig
+    from recoworld.envs.config import WorldConfig
     from recoworld.llm import make_backend
+    from recoworld.llm.config import LLMConfig, VLLMEngineConfig
 
     requests = build_requests(args.users)
     results: dict[str, dict] = {}

@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from recsim_baseline import ensure_recsim_venv, run_recsim
 
-from recoworld.config import PopulationConfig
-from recoworld.envs.population import Population, PopulationEnv
+from recoworld.envs.population.config import PopulationConfig
+from recoworld.envs.population.population import Population, PopulationEnv
 
 TARGET = 20.0
 WORLD = {

@@ -56,8 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from population import population_config
 
-from recoworld.envs.population import Population
-from recoworld.envs.sharded_population import ShardedPopulation
+from recoworld.envs.population.population import Population
+from recoworld.envs.population.sharded import ShardedPopulation
 
 BLOCKS = 2
 WARMUP = 3
@@ -104,8 +104,9 @@ def run(pop: Any, steps: int, sharded: bool) -> dict[str, Any]:
 def llm_turns_per_s(users: int, steps: int, gpus: float) -> dict[str, Any]:
     """User-turns/s of one ``ray_vllm`` engine serving an LLM world."""
     from recoworld import RecoWorldVectorEnv
-    from recoworld.config import LLMConfig, WorldConfig
+    from recoworld.envs.config import WorldConfig
     from recoworld.llm import make_backend, prepare_embedded_model
+    from recoworld.llm.config import LLMConfig
 
     prepare_embedded_model()
     t0 = time.perf_counter()

@@ -40,11 +40,11 @@ def prompt_tokens(variant: dict[str, Any], users: int = 64) -> float:
     """Mean prompt tokens of the LLM user's turn prompt (MovieLens world, popular slates)."""
     from transformers import AutoTokenizer
 
-    from recoworld.config import WorldConfig
+    from recoworld.envs.config import WorldConfig
     from recoworld.envs.world import World
     from recoworld.llm import prepare_embedded_model
+    from recoworld.llm.prompts import chat_request
     from recoworld.policies.baselines import make_baseline
-    from recoworld.prompts import chat_request
 
     cfg = WorldConfig.model_validate(
         {**variant, "catalog": {"source": "movielens"},
@@ -73,7 +73,7 @@ def prompt_tokens(variant: dict[str, Any], users: int = 64) -> float:
 
 
 def llm_turns_per_second(variant: dict[str, Any], users: int, steps: int) -> dict[str, float]:
-    from recoworld.config import WorldConfig
+    from recoworld.envs.config import WorldConfig
     from recoworld.envs.vector_env import RecoWorldVectorEnv
     from recoworld.policies.baselines import make_baseline
 
@@ -101,8 +101,9 @@ def llm_turns_per_second(variant: dict[str, Any], users: int, steps: int) -> dic
 
 
 def ppo_return(variant: dict[str, Any], iterations: int) -> float:
-    from recoworld.config import WorldConfig
-    from recoworld.rl.train import TrainConfig, train
+    from recoworld.envs.config import WorldConfig
+    from recoworld.rl.config import TrainConfig
+    from recoworld.rl.trainer import train
 
     world = WorldConfig.model_validate(
         {**variant, "catalog": {"source": "synthetic"}, "candidates": {"n_candidates": 20},

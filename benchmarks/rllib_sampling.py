@@ -43,10 +43,11 @@ import numpy as np
 import torch
 
 from recoworld import RecoWorldVectorEnv
-from recoworld.config import resolve_world_config
-from recoworld.rl.recommender import ModuleRecommender
-from recoworld.rl.slate_module import SlateScoringModule
-from recoworld.rl.train import TrainConfig, build_algorithm_config
+from recoworld.envs.config import resolve_world_config
+from recoworld.rl.common.recommender import ModuleRecommender
+from recoworld.rl.common.slate_module import SlateScoringModule
+from recoworld.rl.config import TrainConfig
+from recoworld.rl.ppo.algorithm import build_algorithm_config
 
 PARTS = ("world_step", "info_to_list", "module", "env_to_module", "module_to_env", "runner_loop")
 

@@ -134,7 +134,7 @@ def main() -> None:
     omp = os.environ.get("OMP_NUM_THREADS", "unset")
     console.print(f"torch threads: {result['torch_threads']}, OMP_NUM_THREADS={omp}")
     if args.json:
-        from recoworld.atomic import atomic_write_json
+        from recoworld.core.atomic import atomic_write_json
 
         atomic_write_json(result, args.json)
 

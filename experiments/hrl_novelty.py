@@ -7,7 +7,7 @@
 Three policies are trained with RLlib PPO on the config's parametric world (wide spread
 between static and session novelty propensity), one run per training seed:
 
-* ``hierarchical``: the two-level policy of ``recoworld.rl.hrl`` (goal at session start,
+* ``hierarchical``: the two-level policy of ``recoworld.rl.hrl.algorithm`` (goal at session start,
   and every K steps with ``--goal-every K``, so that it can read in-session signals);
 * ``flat``: the slate module alone, same observation (minus the goal), same extrinsic
   reward (engagement + λ_nov novelty + λ_div diversity);
@@ -41,14 +41,14 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from recoworld.atomic import atomic_write, atomic_write_json, atomic_write_text
-from recoworld.config import WorldConfig
+from recoworld import metrics as M
+from recoworld.core.atomic import atomic_write, atomic_write_json, atomic_write_text
+from recoworld.core.manifest import write_manifest
+from recoworld.core.stats import bootstrap_ci, paired_bootstrap_ci
+from recoworld.envs.config import WorldConfig
 from recoworld.envs.novelty import NoveltySignals
 from recoworld.envs.vector_env import RecoWorldVectorEnv
-from recoworld.evaluation import metrics as M
-from recoworld.reproducibility import write_manifest
-from recoworld.simulate import step_policy
-from recoworld.stats import bootstrap_ci, paired_bootstrap_ci
+from recoworld.policies.rollout import step_policy
 
 MODES = ("hierarchical", "flat", "flat_engagement")
 METRICS = {
@@ -126,8 +126,8 @@ def evaluate_lives(
 
 
 def _train_all(args: argparse.Namespace, world: WorldConfig, base: Any, out: Path) -> dict:
-    from recoworld.rl.algorithms import load_recommender
-    from recoworld.rl.train import train
+    from recoworld.rl.registry import load_recommender
+    from recoworld.rl.trainer import train
 
     lives: dict[str, list[dict]] = {m: [] for m in (*MODES, *BASELINES)}
     from rich.progress import Progress
@@ -234,7 +234,7 @@ def plot(summary: dict, path: Path) -> None:
 def main() -> None:
     import torch
 
-    from recoworld.rl.train import load_train_run
+    from recoworld.rl.config import load_train_run
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

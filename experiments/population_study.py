@@ -118,7 +118,7 @@ class Run:
 def simulate(
     config: Any, policy_name: str, steps: int, seed: int, progress: Any, label: str
 ) -> Run:
-    from recoworld.envs.population import Population
+    from recoworld.envs.population.population import Population
     from recoworld.policies.baselines import make_baseline
 
     pop = Population(config)
@@ -294,10 +294,10 @@ def main() -> None:
         TimeElapsedColumn,
     )
 
-    from recoworld.atomic import atomic_write, atomic_write_json
-    from recoworld.config import PopulationConfig
-    from recoworld.reproducibility import write_manifest
-    from recoworld.stats import paired_bootstrap_ci
+    from recoworld.core.atomic import atomic_write, atomic_write_json
+    from recoworld.core.manifest import write_manifest
+    from recoworld.core.stats import paired_bootstrap_ci
+    from recoworld.envs.population.config import PopulationConfig
 
     console = Console()
     config = PopulationConfig.model_validate(study_config(args, "coupled"))

@@ -1,6 +1,6 @@
 """PPO with the slate RLModule vs most-popular and random, over several seeds.
 
-For each seed: train PPO (``recoworld.rl.train``, the world and settings of ``--config``),
+For each seed: train PPO (``recoworld.rl.trainer``, the world and settings of ``--config``),
 then evaluate the final greedy policy, most-popular and random on the same evaluation users
 (one evaluation seed per training seed, shared by the three policies: common random
 numbers). Reported per policy: return rate (share of sessions after which the user comes
@@ -41,12 +41,13 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from recoworld.atomic import atomic_write_json, atomic_write_text
-    from recoworld.reproducibility import write_manifest
-    from recoworld.rl.recommender import ModuleRecommender
-    from recoworld.rl.train import load_train_run, train
-    from recoworld.simulate import SimulateConfig, run_policy
-    from recoworld.stats import bootstrap_ci, paired_bootstrap_ci
+    from recoworld.core.atomic import atomic_write_json, atomic_write_text
+    from recoworld.core.manifest import write_manifest
+    from recoworld.core.stats import bootstrap_ci, paired_bootstrap_ci
+    from recoworld.policies.rollout import SimulateConfig, run_policy
+    from recoworld.rl.common.recommender import ModuleRecommender
+    from recoworld.rl.config import load_train_run
+    from recoworld.rl.trainer import train
 
     console = Console()
     overrides = {"iterations": args.iterations} if args.iterations else {}

@@ -1,6 +1,6 @@
 """RLIV-UA vs PPO with the slate module on the same world, with ablations, over seeds.
 
-For each seed: train PPO (``--algo ppo``) and RLIV-UA (``recoworld.rl.rliv_ua``) with the
+For each seed: train PPO (``--algo ppo``) and RLIV-UA (``recoworld.rl.rliv_ua.algorithm``) with the
 same world, PPO settings, seed and iterations, and three RLIV-UA ablations — without ASA
 (true next co-occurrence only), without progressive conditioning, without the auxiliary
 task — then evaluate every final greedy policy (and most-popular as a reference) on the same
@@ -53,12 +53,13 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from recoworld.atomic import atomic_write_json, atomic_write_text
-    from recoworld.reproducibility import write_manifest
-    from recoworld.rl.algorithms import load_recommender
-    from recoworld.rl.rliv_ua import USER_AUTHOR_METRICS, evaluate_user_author
-    from recoworld.rl.train import TrainConfig, load_train_run, train
-    from recoworld.stats import bootstrap_ci, paired_bootstrap_ci
+    from recoworld.core.atomic import atomic_write_json, atomic_write_text
+    from recoworld.core.manifest import write_manifest
+    from recoworld.core.stats import bootstrap_ci, paired_bootstrap_ci
+    from recoworld.rl.config import TrainConfig, load_train_run
+    from recoworld.rl.registry import load_recommender
+    from recoworld.rl.rliv_ua.algorithm import USER_AUTHOR_METRICS, evaluate_user_author
+    from recoworld.rl.trainer import train
 
     torch.set_num_threads(1)
     console = Console(width=240)

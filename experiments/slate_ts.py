@@ -2,7 +2,7 @@
 most-popular, over several seeds (Eide et al. 2021, reproduced in RecoWorld).
 
 For each seed, each slate-TS arm (``exploration`` = in_slate, plain, greedy) trains with
-``recoworld.rl.slate_ts`` (the world and settings of ``--config``): every iteration it
+``recoworld.rl.slate_ts.algorithm`` (the world and settings of ``--config``): every iteration it
 collects ``steps_per_iteration`` user-steps with its own acting rule and refits the
 posterior on all data so far. Recorded per arm:
 
@@ -90,18 +90,23 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from recoworld.atomic import atomic_write_json, atomic_write_text
     from recoworld.catalog import load_catalog
+    from recoworld.core.atomic import atomic_write_json, atomic_write_text
+    from recoworld.core.manifest import write_manifest
+    from recoworld.core.stats import bootstrap_ci, paired_bootstrap_ci
+    from recoworld.envs.trajectory import TrajectoryLog
     from recoworld.envs.world import World
-    from recoworld.evaluation.metrics import intra_list_diversity
+    from recoworld.metrics import intra_list_diversity
     from recoworld.policies.baselines import make_baseline
-    from recoworld.reproducibility import write_manifest
-    from recoworld.rl.slate_ts import SlateTSRecommender, build_slate_ts_config, item_groups
-    from recoworld.rl.slate_ts_offline import from_trajectories, log_steps, model_hits
-    from recoworld.rl.train import ensure_ray, load_train_run
-    from recoworld.simulate import SimulateConfig, run_policy
-    from recoworld.stats import bootstrap_ci, paired_bootstrap_ci
-    from recoworld.trajectory import TrajectoryLog
+    from recoworld.policies.rollout import SimulateConfig, run_policy
+    from recoworld.rl.config import load_train_run
+    from recoworld.rl.runtime import ensure_ray
+    from recoworld.rl.slate_ts.algorithm import (
+        SlateTSRecommender,
+        build_slate_ts_config,
+        item_groups,
+    )
+    from recoworld.rl.slate_ts.offline import from_trajectories, log_steps, model_hits
 
     torch.set_num_threads(1)
     console = Console()

@@ -26,12 +26,12 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from recoworld.atomic import atomic_write_json
-from recoworld.config import resolve_world_config
+from recoworld.core.atomic import atomic_write_json
+from recoworld.core.manifest import write_manifest
+from recoworld.envs.config import resolve_world_config
 from recoworld.envs.vector_env import RecoWorldVectorEnv
 from recoworld.policies.baselines import make_baseline
-from recoworld.reproducibility import write_manifest
-from recoworld.rl.offline import (
+from recoworld.rl.offline.algorithm import (
     OfflineTrainConfig,
     evaluate_recommender,
     make_behaviour,

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recoworld.config import PopulationConfig, read_yaml_mapping, resolve_world_config
-from recoworld.reproducibility import write_manifest
-from recoworld.rl.population import train_population
-from recoworld.rl.train import ModelSettings, PPOSettings
+from recoworld.core.config import read_yaml_mapping
+from recoworld.core.manifest import write_manifest
+from recoworld.envs.config import resolve_world_config
+from recoworld.envs.population.config import PopulationConfig
+from recoworld.rl.common.config import ModelSettings
+from recoworld.rl.population.algorithm import train_population
+from recoworld.rl.ppo.config import PPOSettings
 
 DEFAULTS = {"n_users": 32, "arrival_rate": 0.5, "max_cycles": 200}
 

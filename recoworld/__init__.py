@@ -3,8 +3,8 @@ simulated users. Importing the package registers ``recoworld/RecoWorld-v0``."""
 
 from __future__ import annotations
 
-from recoworld.config import WorldConfig, load_world_config
 from recoworld.envs import ENV_ID, RecoWorldEnv, RecoWorldVectorEnv, World, register
+from recoworld.envs.config import WorldConfig, load_world_config
 
 __version__ = "0.1.0"
 __all__ = [

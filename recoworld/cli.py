@@ -28,7 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from recoworld.catalog import MissingDataPackageError, load_catalog
-from recoworld.config import CatalogConfig, read_yaml_mapping, resolve_world_config
+from recoworld.catalog.config import CatalogConfig
+from recoworld.core.config import read_yaml_mapping
+from recoworld.envs.config import resolve_world_config
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
@@ -44,7 +46,8 @@ def _read_run_file(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from recoworld.simulate import SimulateConfig, run_simulation
+    from recoworld.evaluation.simulate import run_simulation
+    from recoworld.policies.rollout import SimulateConfig
 
     world_raw, sim_raw = _read_run_file(args.config)
     overrides: dict[str, Any] = {}
@@ -120,7 +123,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_population_test_item(args: argparse.Namespace) -> int:
-    from recoworld.creator_studio import format_report, run_studio
+    from recoworld.evaluation.creator_studio import format_report, run_studio
 
     options = {k: getattr(args, k) for k in ("comparables", "position", "policy", "seed")}
     console.print(
@@ -138,7 +141,7 @@ def cmd_population_test_item(args: argparse.Namespace) -> int:
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
-    from recoworld.simulate import write_transcript
+    from recoworld.evaluation.simulate import write_transcript
 
     world_raw, _ = _read_run_file(args.config)
     overrides: dict[str, Any] = {}
@@ -166,7 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_offline(args, overrides)
     if args.data:
         raise ValueError("--data is for the offline algorithms (bc, marwil)")
-    from recoworld.rl.train import load_train_run, train
+    from recoworld.rl.config import load_train_run
+    from recoworld.rl.trainer import train
 
     world, cfg = load_train_run(args.config, overrides)
     console.print(
@@ -186,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_offline(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    from recoworld.rl.offline import OfflineTrainConfig, train_offline
+    from recoworld.rl.offline.algorithm import OfflineTrainConfig, train_offline
 
     if not args.data:
         raise ValueError(f"--algo {args.algo} trains from logged data: pass --data DIR "
@@ -206,7 +210,7 @@ def _train_offline(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from recoworld.rl.offline import record_offline
+    from recoworld.rl.offline.algorithm import record_offline
 
     world_raw, _ = _read_run_file(args.config)
     world = resolve_world_config(world_raw)
@@ -240,7 +244,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from recoworld.llm.models import EMBEDDED_NAME, cache_dir, embedded_gguf, prepare_embedded_model
+    from recoworld.core.paths import cache_dir
+    from recoworld.llm.models import EMBEDDED_NAME, embedded_gguf, prepare_embedded_model
 
     if args.action == "prepare":
         console.print(f"converting {embedded_gguf()} (once) ...")

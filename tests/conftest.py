@@ -9,7 +9,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest
 
 from recoworld.catalog import generate_synthetic_catalog, load_movielens
-from recoworld.config import SyntheticCatalogConfig, WorldConfig
+from recoworld.catalog.config import SyntheticCatalogConfig
+from recoworld.envs.config import WorldConfig
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ from recoworld.catalog import (
     load_catalog,
 )
 from recoworld.catalog.candidates import split_slots
+from recoworld.catalog.config import CandidateConfig, CatalogConfig, MovieLensCatalogConfig
+from recoworld.catalog.config import SyntheticCatalogConfig as SynCfg
 from recoworld.catalog.movielens import ML100K_GENRES, default_movielens_dir, display_title
-from recoworld.config import CandidateConfig, CatalogConfig, MovieLensCatalogConfig
-from recoworld.config import SyntheticCatalogConfig as SynCfg
 
 
 def test_synthetic_catalog_is_deterministic_and_valid():

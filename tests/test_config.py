@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from recoworld.config import WorldConfig, load_world_config, resolve_world_config
+from recoworld.envs.config import WorldConfig, load_world_config, resolve_world_config
 
 
 def test_defaults_validate_and_roundtrip_yaml(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from recoworld.cli import main
-from recoworld.config import WorldConfig
-from recoworld.creator_studio import (
+from recoworld.envs.config import WorldConfig
+from recoworld.evaluation.creator_studio import (
     NewItem,
     StudioConfig,
     add_item,

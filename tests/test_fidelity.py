@@ -1,4 +1,4 @@
-"""recoworld.fidelity: held-out split, negatives, metrics, bootstrap, scorers, persona and
+"""recoworld.evaluation.fidelity: held-out split, negatives, metrics, bootstrap, scorers, persona and
 instruction checks (synthetic data), plus one real MovieLens run of (b) on 50 users."""
 
 from __future__ import annotations
@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recoworld import fidelity as F
-from recoworld.config import ParametricUserConfig, WorldConfig
-from recoworld.simulators.parametric import ParametricUserModel
+from recoworld.envs.config import WorldConfig
+from recoworld.evaluation import fidelity as F
+from recoworld.simulators.parametric.config import ParametricUserConfig
+from recoworld.simulators.parametric.model import ParametricUserModel
 
 
 def _log():

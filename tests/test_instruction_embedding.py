@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from recoworld.catalog.movielens import ML100K_GENRES
-from recoworld.simulators.instruction_embedding import EmbeddingInstructionParser
-from recoworld.simulators.instructions import Instruction, InstructionParser, render_instruction
+from recoworld.simulators.instructions.embedding import EmbeddingInstructionParser
+from recoworld.simulators.instructions.lexical import (
+    Instruction,
+    InstructionParser,
+    render_instruction,
+)
 
 GENRES = list(ML100K_GENRES)
 

@@ -7,7 +7,11 @@ import pytest
 
 from recoworld.catalog.movielens import ML100K_GENRES
 from recoworld.catalog.synthetic import TOPIC_VOCABULARY
-from recoworld.simulators.instructions import Instruction, InstructionParser, render_instruction
+from recoworld.simulators.instructions.lexical import (
+    Instruction,
+    InstructionParser,
+    render_instruction,
+)
 
 SYN = list(TOPIC_VOCABULARY)
 

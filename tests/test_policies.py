@@ -12,7 +12,9 @@ import pytest
 
 from recoworld import RecoWorldEnv, RecoWorldVectorEnv
 from recoworld.catalog import generate_synthetic_catalog
-from recoworld.config import SyntheticCatalogConfig, WorldConfig
+from recoworld.catalog.config import SyntheticCatalogConfig
+from recoworld.envs.config import WorldConfig
+from recoworld.envs.trajectory import TrajectoryLog
 from recoworld.envs.world import World
 from recoworld.policies import (
     BASELINES,
@@ -28,8 +30,7 @@ from recoworld.policies import (
     Recommender,
     make_baseline,
 )
-from recoworld.simulate import SimulateConfig, step_policy
-from recoworld.trajectory import TrajectoryLog
+from recoworld.policies.rollout import SimulateConfig, step_policy
 
 NON_LLM = [p for p in POLICIES if p != "llm_rerank"]
 

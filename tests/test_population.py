@@ -18,9 +18,14 @@ from pettingzoo.test import (
     seed_test,
 )
 
-from recoworld.config import PopulationConfig
-from recoworld.envs import population
-from recoworld.envs.population import SHARED_NOTE, Population, PopulationEnv, watts_strogatz
+from recoworld.envs.population import population
+from recoworld.envs.population.config import PopulationConfig
+from recoworld.envs.population.population import (
+    SHARED_NOTE,
+    Population,
+    PopulationEnv,
+    watts_strogatz,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = {

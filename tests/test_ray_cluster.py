@@ -242,9 +242,9 @@ def _driver(address: str) -> dict:
     import ray
     from pydantic import BaseModel, Field
 
-    from recoworld.config import LLMConfig
-    from recoworld.envs.sharded_population import ShardedPopulation
+    from recoworld.envs.population.sharded import ShardedPopulation
     from recoworld.llm import ChatRequest, make_backend, prepare_embedded_model
+    from recoworld.llm.config import LLMConfig
 
     ray.init(address=address, log_to_driver=False, configure_logging=False)
     nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
@@ -321,7 +321,8 @@ def _rllib_on_cluster() -> dict:
     (Ray actors stepping RecoWorld's batched vector env), one per node."""
     import ray
 
-    from recoworld.rl.train import build_algorithm_config, load_train_run
+    from recoworld.rl.config import load_train_run
+    from recoworld.rl.ppo.algorithm import build_algorithm_config
 
     world, cfg = load_train_run(ROOT / "experiments/configs/cluster_ppo_local.yaml")
     algo = build_algorithm_config(world, cfg).build_algo()

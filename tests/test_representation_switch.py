@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from recoworld.catalog.representation import ItemRepresentation, principal_components, squash
-from recoworld.config import WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.envs.vector_env import RecoWorldVectorEnv
-from recoworld.prompts import chat_request
-from recoworld.simulators.llm_scoring import ContrastiveScorer
+from recoworld.llm.prompts import chat_request
+from recoworld.simulators.scoring import ContrastiveScorer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,7 +65,9 @@ def test_policy_features_per_representation(small_config):
 
 
 def test_llm_user_reads_semantic_ids_with_a_legend(small_config, small_catalog):
-    rep = ItemRepresentation(small_catalog, _config(small_config, "semantic_id"))
+    rep = ItemRepresentation(
+        small_catalog, "semantic_id", _config(small_config, "semantic_id").representations
+    )
     view = rep.view(5)
     assert view["title"].startswith("<a") and view["creator"] == "" and view["description"] == ""
     assert view["topics"]  # the legend: main topics of the item's level-1 code
@@ -87,7 +89,7 @@ def test_multimodal_view_adds_metadata_and_user_modalities(small_config, small_c
         small_config, "multimodal",
         modalities=[{"name": "image", "path": str(tmp_path / "image.npy")}],
     )  # fmt: skip
-    rep = ItemRepresentation(small_catalog, cfg)
+    rep = ItemRepresentation(small_catalog, cfg.representation, cfg.representations)
     assert rep.info["modalities"] == {"text": 16, "metadata": 12, "image": 3}
     assert rep.features is not None and rep.features.shape == (small_catalog.n_items, 31)
     assert rep.view(0)["description"].startswith("released ")

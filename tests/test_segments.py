@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recoworld.config import ParametricUserConfig
 from recoworld.simulators import ParametricUserModel, fit_movielens_population
-from recoworld.simulators.parametric import TraitStream
-from recoworld.simulators.segments import (
+from recoworld.simulators.parametric.config import ParametricUserConfig
+from recoworld.simulators.parametric.model import TraitStream
+from recoworld.simulators.parametric.segments import (
     SegmentedTraits,
     SegmentSpec,
     favourite_genre,
@@ -29,6 +29,11 @@ TRAIT_KEYS = {
 
 
 @pytest.fixture(scope="module")
+def _parts(model):
+    """What ``SegmentedTraits`` draws from: the model's catalog, config and population."""
+    return model.catalog, model.config, model.population
+
+
 def ml_model(movielens):
     # traits only: no preference-weight fit (fast)
     cfg = ParametricUserConfig(source="movielens", fitted_weights=False)
@@ -51,7 +56,9 @@ def test_sampled_segments_shift_traits(small_catalog):
         SegmentSpec(name="default", weight=1.0),
     ]  # fmt: skip
     n = 20_000
-    traits = SegmentedTraits(model, segs).draw(n, np.random.default_rng(0))
+    traits = SegmentedTraits(model.catalog, model.config, model.population, segs).draw(
+        n, np.random.default_rng(0)
+    )
     assert set(traits) == TRAIT_KEYS
     assert all(len(v) == n for v in traits.values())
     seg = traits["segment"]
@@ -82,7 +89,7 @@ def test_sampled_segments_shift_traits(small_catalog):
 def test_trait_stream_batching_is_independent(small_catalog):
     model = ParametricUserModel(small_catalog)
     segs = load_segments(CONFIGS / "segments_synthetic.yaml")
-    draw = SegmentedTraits(model, segs).draw
+    draw = SegmentedTraits(model.catalog, model.config, model.population, segs).draw
     one, chunked = TraitStream(block=64), TraitStream(block=64)
     rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
     singles = [one.take(1, rng_a, draw) for _ in range(150)]
@@ -99,7 +106,7 @@ def test_synthetic_segments_yaml(small_catalog):
     segs = load_segments(CONFIGS / "segments_synthetic.yaml")
     assert 3 <= len(segs) <= 4
     validate_segments(segs, small_catalog)
-    traits = SegmentedTraits(ParametricUserModel(small_catalog), segs).draw(
+    traits = SegmentedTraits(*_parts(ParametricUserModel(small_catalog)), segs).draw(
         4000, np.random.default_rng(1)
     )
     summary = {s["name"]: s for s in segment_summary(traits, segs, small_catalog)}
@@ -144,7 +151,9 @@ def test_movielens_segments_draw_real_raters(movielens, ml_model):
     # the shipped YAML holds the same segmentation
     assert load_segments(CONFIGS / "segments_movielens.yaml") == segs
 
-    traits = SegmentedTraits(ml_model, segs, movielens).draw(3000, np.random.default_rng(2))
+    traits = SegmentedTraits(
+        ml_model.catalog, ml_model.config, ml_model.population, segs, movielens
+    ).draw(3000, np.random.default_rng(2))
     seg, rows = traits["segment"], traits["population_row"]
     assert (rows >= 0).all()
     pop = ml_model.population
@@ -197,11 +206,14 @@ def test_segment_errors(small_catalog, movielens, ml_model):
     # the kind of segment must fit the kind of users
     with pytest.raises(ValueError, match=r"'old'.*users are sampled"):
         SegmentedTraits(
-            ParametricUserModel(small_catalog), [SegmentSpec(name="old", weight=1, age=(50, 99))]
+            *_parts(ParametricUserModel(small_catalog)),
+            [SegmentSpec(name="old", weight=1, age=(50, 99))],
         )
     with pytest.raises(ValueError, match=r"'seekers'.*MovieLens-fitted"):
         SegmentedTraits(
-            ml_model, [SegmentSpec(name="seekers", weight=1, novelty_static_a=5.0)], movielens
+            *_parts(ml_model),
+            [SegmentSpec(name="seekers", weight=1, novelty_static_a=5.0)],
+            movielens,
         )
     # field constraints
     bad_fields = [

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
 
-from recoworld.config import PopulationConfig
-from recoworld.envs.population import Population, PopulationEnv
-from recoworld.envs.sharded_population import (
+from recoworld.envs.population.config import PopulationConfig
+from recoworld.envs.population.population import Population, PopulationEnv
+from recoworld.envs.population.sharded import (
     ReplayedUniforms,
     ShardedPopulation,
     ShardedPopulationEnv,
@@ -191,7 +191,7 @@ import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from test_sharded_population import COUPLED, assert_same, trajectory
-from recoworld.envs.sharded_population import ShardedPopulation
+from recoworld.envs.population.sharded import ShardedPopulation
 
 reference = trajectory(ShardedPopulation(COUPLED, shards=1, blocks=2, use_ray=False), 15)
 pop = ShardedPopulation(COUPLED, shards=2, blocks=2, use_ray=True, ray_address="local",

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recoworld.config import ParametricUserConfig
 from recoworld.simulators import ParametricUserModel, fit_movielens_population
+from recoworld.simulators.parametric.config import ParametricUserConfig
 
 STATE_NONNEG = ("fatigue", "exposure", "creator_affinity", "creator_clicks", "patience")
 
@@ -137,7 +137,7 @@ def test_movielens_population_fits_real_users(movielens):
 
 
 def test_conditional_logit_recovers_weights():
-    from recoworld.simulators.movielens_users import conditional_logit
+    from recoworld.simulators.parametric.movielens_fit import conditional_logit
 
     rng = np.random.default_rng(0)
     true = np.array([1.5, -0.5, 0.8])
@@ -152,7 +152,7 @@ def test_conditional_logit_recovers_weights():
 
 
 def test_era_and_popularity_terms(small_catalog):
-    from recoworld.simulators.parametric import COMPONENTS, popularity_z
+    from recoworld.simulators.parametric.model import COMPONENTS, popularity_z
 
     cfg = ParametricUserConfig(era_weight=2.0, popularity_weight=0.7)
     model = ParametricUserModel(small_catalog, cfg)
@@ -177,7 +177,7 @@ def test_era_and_popularity_terms(small_catalog):
 
 
 def test_utility_terms_add_up_and_match_respond(small_catalog):
-    from recoworld.simulators.parametric import COMPONENTS
+    from recoworld.simulators.parametric.model import COMPONENTS
 
     model = ParametricUserModel(small_catalog)
     rng = np.random.default_rng(4)
@@ -197,7 +197,7 @@ def test_utility_terms_add_up_and_match_respond(small_catalog):
 
 
 def test_instruction_vector_equals_the_parse_of_its_text(small_catalog):
-    from recoworld.simulators.instructions import InstructionParser
+    from recoworld.simulators.instructions.lexical import InstructionParser
 
     cfg = ParametricUserConfig(instruction_prob=1.0, leave_bias=8.0)
     model = ParametricUserModel(small_catalog, cfg)
@@ -225,7 +225,7 @@ def test_single_user_and_batch_share_one_code_path(small_catalog):
 
 
 def test_seen_and_consumed_bitsets(small_catalog):
-    from recoworld.arrays import gather_bits
+    from recoworld.core.arrays import gather_bits
 
     rng = np.random.default_rng(7)
     n = small_catalog.n_items

@@ -8,8 +8,13 @@ import pytest
 
 from recoworld import RecoWorldVectorEnv
 from recoworld.cli import main
+from recoworld.envs.trajectory import (
+    SCALAR_COLUMNS,
+    SLATE_COLUMNS,
+    TrajectoryLog,
+    read_trajectories,
+)
 from recoworld.policies import RandomRecommender
-from recoworld.trajectory import SCALAR_COLUMNS, SLATE_COLUMNS, TrajectoryLog, read_trajectories
 
 
 def _log(config, steps=30, b=6):

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from recoworld.catalog.candidates import SOURCES, CandidateGenerator
 from recoworld.catalog.catalog import Catalog
+from recoworld.catalog.config import CatalogConfig
 from recoworld.catalog.movielens import MovieLensData, load_movielens
-from recoworld.catalog.package_data import MissingDataPackageError
 from recoworld.catalog.synthetic import generate_synthetic_catalog
-from recoworld.config import CatalogConfig
+from recoworld.core.errors import MissingDataPackageError
 
 __all__ = [
     "SOURCES",

@@ -1,5 +1,5 @@
 """Compiled (numba) candidate sampling: M distinct items per user in one pass (imported on
-first use by ``CandidateGenerator``; see ``recoworld.simulators.parametric_kernels`` for why
+first use by ``CandidateGenerator``; see ``recoworld.simulators.parametric.kernels`` for why
 numba stays out of ``import recoworld``)."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Sources (``CandidateMix`` weights, split into slot counts by largest remainder):
 Every source costs O(B·M) (plus O(B·T) for the interest source), independent of catalog
 size; one compiled (numba) pass fills the [B, M] block (``candidate_kernel``, imported on
 first use so that ``import recoworld`` stays free of numba: see
-``recoworld.simulators.parametric_kernels``). Duplicates within a user's M
+``recoworld.simulators.parametric.kernels``). Duplicates within a user's M
 candidates are redrawn uniformly; the slot layout is fixed, so ``sources`` (slot -> source
 id) is one [M] array shared by all users. Extra items can be injected per user (e.g. an item
 a friend shared) by overwriting slots after sampling.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import CandidateConfig
+from recoworld.catalog.config import CandidateConfig
 
 SOURCES = ("popular", "random", "interest", "fresh")
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recoworld.atomic import atomic_write_parquet
+from recoworld.core.atomic import atomic_write_parquet
 
 
 @dataclass(frozen=True, eq=False)

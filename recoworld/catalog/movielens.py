@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.catalog.package_data import package_dir, package_file
-from recoworld.config import MovieLensCatalogConfig
+from recoworld.catalog.config import MovieLensCatalogConfig
+from recoworld.core.paths import package_dir, package_file
 
 RECBOLE_SPEC = "recbole==1.2.1"
 BOKEH_SPEC = "bokeh-sampledata==2026.1"
@@ -126,7 +126,7 @@ def _enrichment(titles: list[str], years: np.ndarray) -> list[dict[str, object] 
     return out
 
 
-def _svd_factors(
+def svd_factors(
     user_index: np.ndarray, item_index: np.ndarray, rating: np.ndarray, n_users: int,
     n_items: int, dim: int,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -216,7 +216,7 @@ def _load_cached(config_json: str) -> MovieLensData:
                 text += f" Starring {', '.join(e['cast'])}."  # type: ignore[arg-type]
         descriptions.append(text + f" {duration[i]:.0f} min.")
 
-    user_latent, item_latent = _svd_factors(
+    user_latent, item_latent = svd_factors(
         user_index, item_index, rating, n_users, n_items, cfg.latent_dim
     )
     catalog = Catalog(

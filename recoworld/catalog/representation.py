@@ -1,6 +1,7 @@
 """Item representations: what a policy observes and what an LLM user reads of each item.
 
-``ItemRepresentation(catalog, config)`` follows ``WorldConfig.representation``:
+``ItemRepresentation(catalog, kind, settings)`` follows ``WorldConfig.representation`` (the
+kind) and ``WorldConfig.representations`` (the settings):
 
 - ``text``: the policy gets ``representations.text_dim`` principal components of the item
   text embeddings as extra candidate features (none by default); the LLM user reads title,
@@ -21,12 +22,12 @@ first layer (learned). Embeddings and semantic IDs are cached on disk
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import WorldConfig
+from recoworld.catalog.config import RepresentationConfig
 
 MULTIMODAL_TEXT_DIM = 16
 
@@ -52,10 +53,14 @@ class ItemRepresentation:
     """See the module docstring. ``features`` [N, E] (None: nothing extra), ``feature_names``,
     ``view(item)`` (the dict an LLM prompt renders) and ``info`` (what was built)."""
 
-    def __init__(self, catalog: Catalog, config: WorldConfig) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        kind: Literal["text", "semantic_id", "multimodal"],
+        rep: RepresentationConfig,
+    ) -> None:
         self.catalog = catalog
-        self.kind = config.representation
-        rep = config.representations
+        self.kind = kind
         self.features: np.ndarray | None = None
         self.feature_names: list[str] = []
         self.info: dict[str, Any] = {"representation": self.kind}

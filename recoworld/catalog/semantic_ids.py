@@ -53,9 +53,9 @@ from typing import Any
 
 import numpy as np
 
-from recoworld.atomic import atomic_write
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import SemanticIDConfig
+from recoworld.catalog.config import SemanticIDConfig
+from recoworld.core.atomic import atomic_write
 
 # Level letters: a, b, c, ...; one more letter is needed for the disambiguator.
 LETTERS = string.ascii_lowercase
@@ -370,7 +370,7 @@ def _train_rqvae(
 
 def default_cache_dir() -> Path:
     """``$RECOWORLD_CACHE/semantic_ids``, else ``~/.cache/recoworld/semantic_ids``."""
-    from recoworld.llm.models import cache_dir
+    from recoworld.core.paths import cache_dir
 
     return cache_dir() / "semantic_ids"
 

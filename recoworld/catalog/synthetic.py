@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import SyntheticCatalogConfig
+from recoworld.catalog.config import SyntheticCatalogConfig
 
 # topic -> (subjects, formats): titles are "<format>: <subject>" style, descriptions mix both.
 TOPIC_VOCABULARY: dict[str, tuple[list[str], list[str]]] = {

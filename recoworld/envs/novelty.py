@@ -2,7 +2,7 @@
 novelty and diversity, and the features that reveal a user's two novelty propensities.
 
 The simulator's users have a static novelty propensity and a session-level one drawn around
-it (``recoworld.simulators.parametric``); both stay hidden. What the platform can see is how
+it (``recoworld.simulators.parametric.model``); both stay hidden. What the platform can see is how
 a user responds to novel items, so ``NoveltySignals`` (batched: arrays ``[B, ...]``, the
 single env is B = 1) keeps, per user:
 
@@ -17,7 +17,7 @@ Item novelty for user b is platform-side and lies in [0, 1]::
               + 0.5 * self_information(popularity)_i / max self-information
 
 — new topics for this user and rarely consumed items; both parts are the evaluation
-metrics' own functions (``recoworld.evaluation.metrics.profile_distance`` and
+metrics' own functions (``recoworld.metrics.profile_distance`` and
 ``self_information``), so the reward a policy is trained on and the novelty a report shows
 are one implementation. Slate diversity is ``metrics.intra_list_diversity`` over topics.
 
@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recoworld import metrics as M
 from recoworld.catalog.catalog import Catalog
-from recoworld.evaluation import metrics as M
 
 FEATURES = (
     "life_novel_ctr",

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.arrays import gather_bits, gather_rows
 from recoworld.catalog.candidates import SOURCES
 from recoworld.catalog.catalog import Catalog
+from recoworld.core.arrays import gather_bits, gather_rows
 from recoworld.simulators.base import BatchState
 
 USER_FEATURES = (

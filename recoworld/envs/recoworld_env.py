@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from recoworld.catalog import Catalog
-from recoworld.config import WorldConfig, resolve_world_config
+from recoworld.envs.config import WorldConfig, resolve_world_config
 from recoworld.envs.world import World
 from recoworld.llm import LLMBackend
 

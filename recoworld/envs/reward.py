@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recoworld.config import RewardConfig
+from recoworld.envs.config import RewardConfig
 from recoworld.simulators.base import Responses
 
 REWARD_TERMS = ("click", "watch", "like", "follow", "gift", "leave", "return_bonus")

@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from recoworld.catalog import Catalog
-from recoworld.config import WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.envs.recoworld_env import build_world, format_step
 from recoworld.llm import LLMBackend
 

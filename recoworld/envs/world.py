@@ -29,17 +29,18 @@ from gymnasium import spaces
 
 from recoworld.catalog import CandidateGenerator, Catalog, MovieLensData, load_catalog
 from recoworld.catalog.representation import ItemRepresentation
-from recoworld.config import WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.envs.observation import EMA, ObservationEncoder, PlatformState
 from recoworld.envs.reward import compose_reward
 from recoworld.llm import LLMBackend, make_backend
 from recoworld.simulators.base import Responses
 from recoworld.simulators.hybrid import HybridUserModel
-from recoworld.simulators.instructions import make_instruction_parser
+from recoworld.simulators.instructions.factory import make_instruction_parser
 from recoworld.simulators.llm import LLMUserModel
-from recoworld.simulators.movielens_users import fit_movielens_population
-from recoworld.simulators.parametric import ParametricUserModel, UserState
-from recoworld.simulators.segments import resolve_segments
+from recoworld.simulators.parametric.model import ParametricUserModel
+from recoworld.simulators.parametric.movielens_fit import fit_movielens_population
+from recoworld.simulators.parametric.segments import resolve_segments
+from recoworld.simulators.parametric.state import UserState
 
 RESPONSE_KEYS = ("click", "watch", "like", "follow", "gift", "utility")
 
@@ -88,7 +89,9 @@ class World:
         ep = config.episode
         self.slate_size = ep.slate_size
         self.n_candidates = config.candidates.n_candidates
-        self.representation = ItemRepresentation(catalog, config)
+        self.representation = ItemRepresentation(
+            catalog, config.representation, config.representations
+        )
         if hasattr(self.simulator, "set_representation") and config.representation != "text":
             self.simulator.set_representation(self.representation)
         self.encoder = ObservationEncoder(

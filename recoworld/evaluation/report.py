@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recoworld.atomic import atomic_write
+from recoworld.core.atomic import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

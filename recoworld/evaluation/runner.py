@@ -3,7 +3,7 @@ results set (Parquet + JSON) and a report.
 
 ``run_evaluation(config, out_dir)`` runs every policy in every world for every seed, logs each
 run's trajectory (with the simulator's ground truth: ``episode.ground_truth_info``), turns the
-logs into metrics (``recoworld.evaluation.metrics``) and writes
+logs into metrics (``recoworld.metrics``) and writes
 
 - ``trajectories/<world>/<policy>_seed<seed>.parquet``: every user-step, text included;
 - ``episodes.parquet``: one row per (world, seed, policy, user life) with every per-life metric;
@@ -39,16 +39,17 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from recoworld.atomic import atomic_write_json, atomic_write_parquet
+from recoworld import metrics as M
 from recoworld.catalog import Catalog, load_catalog
-from recoworld.config import StrictModel, WorldConfig, read_yaml_mapping, resolve_world_config
-from recoworld.evaluation import metrics as M
+from recoworld.core.atomic import atomic_write_json, atomic_write_parquet
+from recoworld.core.config import StrictModel, read_yaml_mapping
+from recoworld.core.manifest import git_state, write_manifest
+from recoworld.envs.config import WorldConfig, resolve_world_config
+from recoworld.envs.trajectory import TrajectoryLog
 from recoworld.llm import LLMBackend, make_backend
 from recoworld.policies.base import Recommender
 from recoworld.policies.baselines import POLICIES
-from recoworld.reproducibility import git_state, write_manifest
-from recoworld.simulate import SimulateConfig, run_policy
-from recoworld.trajectory import TrajectoryLog
+from recoworld.policies.rollout import SimulateConfig, run_policy
 
 
 class PolicySpec(StrictModel):
@@ -396,7 +397,7 @@ def _policy_instance(spec: PolicySpec, cache: dict[str, Recommender]) -> str | R
     if spec.checkpoint is None:
         return spec.name  # a fresh baseline per run (online learners start from scratch)
     if spec.name not in cache:
-        from recoworld.rl.algorithms import load_recommender
+        from recoworld.rl.registry import load_recommender
 
         cache[spec.name] = load_recommender(spec.checkpoint, spec.name, spec.algo)
     return cache[spec.name]
@@ -412,7 +413,7 @@ def run_evaluation(
     """Run the comparison, write its outputs under ``out_dir`` (module docstring) and return
     the results dict (what ``results.json`` holds). ``base_dir``: where relative world config
     paths are looked up when they do not exist from the working directory."""
-    from recoworld.progress import progress_bar
+    from recoworld.core.progress import progress_bar
 
     for spec in config.policies:  # fail before any run, not after an hour of them
         if spec.checkpoint is not None and not Path(spec.checkpoint).exists():

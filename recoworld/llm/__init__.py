@@ -7,10 +7,11 @@ schema)`` returns validated ``Completion``s (see ``base``)."""
 
 from __future__ import annotations
 
-from recoworld.config import LLMConfig
+from recoworld.core.paths import cache_dir
 from recoworld.llm.base import LLMBackend
 from recoworld.llm.cache import ResponseCache
-from recoworld.llm.models import cache_dir, prepare_embedded_model, resolve_model
+from recoworld.llm.config import LLMConfig
+from recoworld.llm.models import prepare_embedded_model, resolve_model
 from recoworld.llm.types import (
     BackendError,
     ChatMessage,

@@ -26,8 +26,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from recoworld.config import LLMConfig
 from recoworld.llm.cache import ResponseCache
+from recoworld.llm.config import LLMConfig
 from recoworld.llm.types import (
     ChatMessage,
     ChatRequest,

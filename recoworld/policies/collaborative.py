@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 from pydantic import Field
 
-from recoworld.config import StrictModel
+from recoworld.core.config import StrictModel
 from recoworld.policies.base import batched, require, top_k, unbatch
 from recoworld.policies.interactions import Interactions, popularity_prior
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
-from recoworld.config import StrictModel
+from recoworld.core.config import StrictModel
 from recoworld.envs.observation import RECENCY_STEPS, USER_FEATURES
 from recoworld.policies.base import batched, require, top_k, unbatch
 

@@ -7,7 +7,7 @@ items as catalog indices. Two sources:
   like threshold (``MovieLensData.like_threshold`` unless given). In a MovieLens world this
   is the platform's historical log: it names real raters, never the simulated users.
 * ``Interactions.from_trajectories(log, catalog)``: a RecoWorld trajectory log (Parquet
-  path or Arrow table, ``recoworld.trajectory``): every clicked slot of every logged step is
+  path or Arrow table, ``recoworld.envs.trajectory``): every clicked slot of every logged step is
   one event, and a user is one logged user life (``episode_id``).
 
 ``matrix()`` is the binary user x item matrix (repeated events count once).
@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from recoworld.catalog.catalog import Catalog
 from recoworld.catalog.movielens import MovieLensData
-from recoworld.trajectory import read_trajectories
+from recoworld.envs.trajectory import read_trajectories
 
 
 @dataclass(frozen=True, eq=False)

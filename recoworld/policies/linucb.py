@@ -43,7 +43,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from recoworld.config import StrictModel
+from recoworld.core.config import StrictModel
 from recoworld.policies.base import (
     batched,
     batched_info,

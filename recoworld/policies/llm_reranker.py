@@ -30,11 +30,11 @@ import numpy as np
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import StrictModel
+from recoworld.core.config import StrictModel
 from recoworld.llm.base import LLMBackend
+from recoworld.llm.prompts import chat_request
 from recoworld.llm.types import ChatRequest
 from recoworld.policies.base import batched, batched_info, require, step_mask, top_k, unbatch
-from recoworld.prompts import chat_request
 
 
 class RerankerConfig(StrictModel):

@@ -2,9 +2,14 @@
 MovieLens, and the instructions users write."""
 
 from recoworld.simulators.base import BatchState, Responses, UserSimulator
-from recoworld.simulators.instructions import Instruction, InstructionParser, render_instruction
-from recoworld.simulators.movielens_users import fit_movielens_population
-from recoworld.simulators.parametric import FittedPopulation, ParametricUserModel, UserState
+from recoworld.simulators.instructions.lexical import (
+    Instruction,
+    InstructionParser,
+    render_instruction,
+)
+from recoworld.simulators.parametric.model import ParametricUserModel
+from recoworld.simulators.parametric.movielens_fit import fit_movielens_population
+from recoworld.simulators.parametric.state import FittedPopulation, UserState
 
 __all__ = [
     "BatchState",

@@ -22,12 +22,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import ParametricUserConfig
 from recoworld.llm.base import LLMBackend
-from recoworld.prompts import chat_request
+from recoworld.llm.prompts import chat_request
 from recoworld.simulators.base import Responses
-from recoworld.simulators.instructions import InstructionParser
-from recoworld.simulators.parametric import FittedPopulation, ParametricUserModel, UserState
+from recoworld.simulators.instructions.lexical import InstructionParser
+from recoworld.simulators.parametric.config import ParametricUserConfig
+from recoworld.simulators.parametric.model import ParametricUserModel
+from recoworld.simulators.parametric.state import FittedPopulation, UserState
 
 PROMPT_ECHOES = ("json", "name each", "you want more of", "you want less of", "in your own words",
                  "reply as", "the app:", "data>")  # fmt: skip

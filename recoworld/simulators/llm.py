@@ -54,15 +54,16 @@ import numpy as np
 from pydantic import BaseModel, Field, create_model
 
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import LLMUserConfig, ParametricUserConfig
 from recoworld.llm.base import LLMBackend
-from recoworld.prompts import chat_request
+from recoworld.llm.prompts import chat_request
 from recoworld.simulators.base import Responses
+from recoworld.simulators.config import LLMUserConfig
 from recoworld.simulators.hybrid import HybridUserModel, looks_clean
-from recoworld.simulators.instructions import InstructionParser
-from recoworld.simulators.llm_scoring import ContrastiveScorer
-from recoworld.simulators.parametric import FittedPopulation, UserState
-from recoworld.simulators.persona import mood_phrase
+from recoworld.simulators.instructions.lexical import InstructionParser
+from recoworld.simulators.parametric.config import ParametricUserConfig
+from recoworld.simulators.parametric.persona import mood_phrase
+from recoworld.simulators.parametric.state import FittedPopulation, UserState
+from recoworld.simulators.scoring import ContrastiveScorer
 
 TEXT_FIELDS = ("mindset", "memory", "summaries", "session_clicks")
 
@@ -340,7 +341,7 @@ class LLMUserModel(HybridUserModel):
         honour = np.where(live, honour, 0.0).astype(np.float32)
 
         clicked_topics = np.zeros((b, t), dtype=np.float32)
-        from recoworld.simulators.parametric_kernels import apply_batch
+        from recoworld.simulators.parametric.kernels import apply_batch
 
         apply_batch(
             answered, np.ascontiguousarray(items, dtype=np.int64), valid, click, watch, like,

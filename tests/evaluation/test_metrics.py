@@ -1,4 +1,4 @@
-"""Tests of recoworld.evaluation.metrics: hand-computed cases, scikit-learn's NDCG as a
+"""Tests of recoworld.metrics: hand-computed cases, scikit-learn's NDCG as a
 reference, identities (Gini vs mean absolute difference, Lorenz area) and error messages."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
-from recoworld.evaluation import metrics as m
+from recoworld import metrics as m
 
 L3 = math.log2(3)  # discount of slate position 1 (0-based)
 

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from recoworld.config import WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.envs.vector_env import RecoWorldVectorEnv
 from recoworld.evaluation.runner import EvalConfig, load_eval_config, run_evaluation
 from recoworld.policies.baselines import make_baseline
-from recoworld.simulators.parametric import TraitStream
+from recoworld.simulators.parametric.model import TraitStream
 
 WORLD = {
     "catalog": {"synthetic": {"n_items": 300, "n_creators": 30, "seed": 3}},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recoworld.config import LLMConfig
 from recoworld.llm import make_backend, prepare_embedded_model
+from recoworld.llm.config import LLMConfig
 
 
 @pytest.fixture(scope="session")

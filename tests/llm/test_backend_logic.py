@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from recoworld.config import LLMConfig
 from recoworld.llm import (
     ChatRequest,
     LLMBackend,
@@ -17,6 +16,7 @@ from recoworld.llm import (
     ResponseCache,
     StructuredOutputError,
 )
+from recoworld.llm.config import LLMConfig
 
 
 class Review(BaseModel):

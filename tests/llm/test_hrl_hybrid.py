@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recoworld.rl.algorithms import load_recommender
-from recoworld.rl.hrl import goal_values
-from recoworld.rl.train import TrainConfig, train
-from recoworld.simulate import SimulateConfig, run_policy
+from recoworld.policies.rollout import SimulateConfig, run_policy
+from recoworld.rl.config import TrainConfig
+from recoworld.rl.hrl.algorithm import goal_values
+from recoworld.rl.registry import load_recommender
+from recoworld.rl.trainer import train
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from recoworld import RecoWorldEnv, RecoWorldVectorEnv
-from recoworld.config import LLMConfig, WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.llm import ChatRequest, LLMBackend, RawCompletion
-from recoworld.prompts import fence
+from recoworld.llm.config import LLMConfig
+from recoworld.llm.prompts import fence
 
 
 class Echo(LLMBackend):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recoworld import RecoWorldVectorEnv
-from recoworld.config import WorldConfig
+from recoworld.envs.config import WorldConfig
 
 pytestmark = pytest.mark.slow
 

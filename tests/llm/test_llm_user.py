@@ -12,11 +12,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from recoworld.config import LLMConfig, LLMUserConfig, ParametricUserConfig, WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.llm.base import LLMBackend
+from recoworld.llm.config import LLMConfig
 from recoworld.llm.types import ChatRequest, RawCompletion
+from recoworld.simulators.config import LLMUserConfig
 from recoworld.simulators.llm import LLMUserModel, LLMUserState, user_turn_schema
-from recoworld.simulators.persona import personas
+from recoworld.simulators.parametric.config import ParametricUserConfig
+from recoworld.simulators.parametric.persona import personas
 
 
 class ScriptedBackend(LLMBackend):

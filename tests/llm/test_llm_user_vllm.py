@@ -11,9 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from recoworld import RecoWorldVectorEnv
-from recoworld.config import LLMUserConfig, WorldConfig
+from recoworld.envs.config import WorldConfig
+from recoworld.evaluation.simulate import run_simulation
 from recoworld.llm import BackendError, StructuredOutputError
-from recoworld.simulate import SimulateConfig, run_simulation
+from recoworld.policies.rollout import SimulateConfig
+from recoworld.simulators.config import LLMUserConfig
 from recoworld.simulators.llm import LLMUserModel
 
 from .fault_server import Server

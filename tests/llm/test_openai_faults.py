@@ -9,8 +9,8 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from recoworld.config import LLMConfig
 from recoworld.llm import BackendError, ChatRequest, StructuredOutputError, make_backend
+from recoworld.llm.config import LLMConfig
 
 from .fault_server import GOOD, Server
 

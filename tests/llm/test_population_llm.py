@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recoworld.envs.population import PopulationEnv
+from recoworld.envs.population.population import PopulationEnv
 
 WORLD = {
     "catalog": {"synthetic": {"n_items": 300, "n_creators": 30, "seed": 3}},

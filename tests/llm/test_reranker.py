@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from recoworld import RecoWorldVectorEnv
-from recoworld.config import LLMConfig, WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.envs.world import World
 from recoworld.llm.base import LLMBackend
+from recoworld.llm.config import LLMConfig
 from recoworld.llm.types import ChatRequest, RawCompletion
 from recoworld.policies import LLMRerankerRecommender, OnlineRecommender, make_baseline
 from recoworld.policies.llm_reranker import describe_instruction, rerank_schema
-from recoworld.simulate import step_policy
+from recoworld.policies.rollout import step_policy
 
 
 class ScriptedBackend(LLMBackend):

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from recoworld.config import LLMConfig
 from recoworld.llm import ChatRequest, make_backend, prepare_embedded_model
+from recoworld.llm.config import LLMConfig
 from recoworld.llm.models import EMBEDDED_NAME
 
 pytestmark = pytest.mark.slow

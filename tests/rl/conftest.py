@@ -9,7 +9,7 @@ import pytest
 def ray_session():
     import ray
 
-    from recoworld.rl.train import ensure_ray
+    from recoworld.rl.runtime import ensure_ray
 
     ensure_ray(2)
     yield

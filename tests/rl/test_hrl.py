@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from recoworld import metrics as M
 from recoworld.catalog.catalog import Catalog
-from recoworld.config import WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.envs.novelty import FEATURES, PRIOR_RATE, NoveltySignals
-from recoworld.evaluation import metrics as M
-from recoworld.rl.hrl import (
+from recoworld.rl.hrl.algorithm import (
     CAND_NOVELTY_KEY,
     GOAL_KEY,
     HIGH,
@@ -21,7 +21,7 @@ from recoworld.rl.hrl import (
     NoveltyEnv,
     goal_values,
 )
-from recoworld.rl.settings import HRLSettings
+from recoworld.rl.hrl.config import HRLSettings
 
 
 def _catalog() -> Catalog:
@@ -166,8 +166,9 @@ TINY_HRL = {
 
 @pytest.mark.slow
 def test_one_iteration_updates_both_levels(small_config):
-    from recoworld.rl.hrl import build_hrl_config
-    from recoworld.rl.train import TrainConfig, ensure_ray
+    from recoworld.rl.config import TrainConfig
+    from recoworld.rl.hrl.algorithm import build_hrl_config
+    from recoworld.rl.runtime import ensure_ray
 
     world = small_config.model_copy(deep=True)
     world.episode.text_info = "none"
@@ -191,9 +192,10 @@ def test_one_iteration_updates_both_levels(small_config):
 def test_train_cli_checkpoint_and_recommender(small_config, tmp_path, mode):
     """`recoworld train --algo hrl` outputs; the checkpoint loads (by its run manifest) as a
     batched Recommender that picks goals at session starts."""
-    from recoworld.rl.algorithms import checkpoint_algo, load_recommender
-    from recoworld.rl.train import TrainConfig, train
-    from recoworld.simulate import SimulateConfig, run_policy
+    from recoworld.policies.rollout import SimulateConfig, run_policy
+    from recoworld.rl.config import TrainConfig
+    from recoworld.rl.registry import checkpoint_algo, load_recommender
+    from recoworld.rl.trainer import train
 
     world = small_config.model_copy(deep=True)
     world.episode.text_info = "none"

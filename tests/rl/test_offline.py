@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from recoworld import RecoWorldVectorEnv
-from recoworld.config import WorldConfig
+from recoworld.envs.config import WorldConfig
 from recoworld.policies.baselines import make_baseline
-from recoworld.rl.offline import (
+from recoworld.rl.offline.algorithm import (
     RLLIB_COLUMNS,
     EpsilonMixture,
     OfflineTrainConfig,

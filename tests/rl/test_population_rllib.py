@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from recoworld.config import PopulationConfig
-from recoworld.rl.population import (
+from recoworld.envs.population.config import PopulationConfig
+from recoworld.rl.common.config import ModelSettings
+from recoworld.rl.population.algorithm import (
     ENV_NAME,
     MODULE_SUBDIR,
     SHARED,
@@ -19,7 +20,7 @@ from recoworld.rl.population import (
     summarize_result,
     train_population,
 )
-from recoworld.rl.train import ModelSettings, PPOSettings
+from recoworld.rl.ppo.config import PPOSettings
 
 WORLD = {"catalog": {"synthetic": {"n_items": 300, "n_creators": 30, "seed": 3}},
          "candidates": {"n_candidates": 10}}  # fmt: skip
@@ -127,8 +128,8 @@ def test_population_ppo_trains_shared_module(ray_session):
 
 @pytest.mark.slow
 def test_train_population_checkpoint(ray_session, tmp_path, monkeypatch):
-    from recoworld.envs.population import parallel_env
-    from recoworld.rl.recommender import ModuleRecommender
+    from recoworld.envs.population.population import parallel_env
+    from recoworld.rl.common.recommender import ModuleRecommender
 
     monkeypatch.chdir(tmp_path)  # a relative out_dir: the checkpoint path must be absolute
     seen: list[dict] = []

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from recoworld.config import WorldConfig
-from recoworld.rl.train import TrainConfig
+from recoworld.envs.config import WorldConfig
+from recoworld.rl.config import TrainConfig
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def _learner_batch(algo, timesteps: int = 160):
 
 @pytest.mark.parametrize("asa", [True, False])
 def test_connector_columns_line_up(ray_session, small_config, asa):
-    from recoworld.rl.rliv_ua import build_rliv_ua_config, item_creators
+    from recoworld.rl.rliv_ua.algorithm import build_rliv_ua_config, item_creators
 
     world = _world(small_config)
     cfg = TrainConfig.model_validate({**TINY, "rliv_ua": {"asa": asa}})
@@ -82,7 +82,7 @@ def test_module_scores_and_conditioning():
     import gymnasium as gym
 
     from recoworld.envs.vector_env import RecoWorldVectorEnv
-    from recoworld.rl.rliv_ua_module import RLIVUAModule
+    from recoworld.rl.rliv_ua.module import RLIVUAModule
 
     cfg = WorldConfig.model_validate(
         {"catalog": {"synthetic": {"n_items": 300, "n_creators": 30, "seed": 3}},
@@ -121,8 +121,8 @@ def test_module_scores_and_conditioning():
 
 
 def test_train_checkpoint_and_reload(ray_session, small_config, tmp_path):
-    from recoworld.rl.algorithms import load_recommender
-    from recoworld.rl.train import train
+    from recoworld.rl.registry import load_recommender
+    from recoworld.rl.trainer import train
 
     world = _world(small_config)
     out = tmp_path / "run"
@@ -148,7 +148,7 @@ def test_train_checkpoint_and_reload(ray_session, small_config, tmp_path):
 
 
 def test_bad_settings():
-    from recoworld.rl.rliv_ua import build_rliv_ua_config
+    from recoworld.rl.rliv_ua.algorithm import build_rliv_ua_config
 
     with pytest.raises(ValueError, match="head_weights"):
         TrainConfig.model_validate({"algo": "rliv_ua", "rliv_ua": {"head_weights": {"x": 1}}})

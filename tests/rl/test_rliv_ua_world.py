@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recoworld.config import PopulationConfig
-from recoworld.envs.population import Population
+from recoworld.envs.population.config import PopulationConfig
+from recoworld.envs.population.population import Population
 from recoworld.envs.world import World
 
 

@@ -1,5 +1,5 @@
 """SCRI-MDP pair transitions and Adjacent State Approximation on hand-built trajectories
-(``recoworld.rl.scri``): which (request, slot) pairs start a transition, pooled rewards,
+(``recoworld.rl.rliv_ua.scri``): which (request, slot) pairs start a transition, pooled rewards,
 next states (adjacent request vs true next co-occurrence), terminal and dropped samples,
 and the Parquet adapter over a trajectory log."""
 
@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from recoworld.rl.scri import pair_columns, scri_from_trajectories, scri_transitions
+from recoworld.rl.rliv_ua.scri import pair_columns, scri_from_trajectories, scri_transitions
 
 # One user, 4 requests, slates of 3. Authors per slot:
 #   t0: A B A      (A twice: one pair transition at slot 0, rewards pooled over slots 0, 2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from recoworld.rl.slate_distribution import GreedySlate, PlackettLuce, plackett_luce
+from recoworld.rl.common.plackett_luce import GreedySlate, PlackettLuce, plackett_luce
 
 
 def test_probabilities_sum_to_one_and_match_sampling():

@@ -10,9 +10,10 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from recoworld import RecoWorldVectorEnv
-from recoworld.rl.recommender import ModuleRecommender
-from recoworld.rl.slate_module import SlateScoringModule
-from recoworld.rl.train import TrainConfig, build_algorithm_config
+from recoworld.rl.common.recommender import ModuleRecommender
+from recoworld.rl.common.slate_module import SlateScoringModule
+from recoworld.rl.config import TrainConfig
+from recoworld.rl.ppo.algorithm import build_algorithm_config
 
 
 @pytest.fixture(scope="module")

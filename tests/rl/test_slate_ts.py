@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from recoworld.config import WorldConfig
-from recoworld.rl.settings import SlateTSSettings
-from recoworld.rl.slate_ts import item_groups, steps_to_rows
-from recoworld.rl.slate_ts_model import ModelSpec, SlateTSModel, thompson_slates
+from recoworld.envs.config import WorldConfig
+from recoworld.rl.slate_ts.algorithm import item_groups, steps_to_rows
+from recoworld.rl.slate_ts.config import SlateTSSettings
+from recoworld.rl.slate_ts.model import ModelSpec, SlateTSModel, thompson_slates
 
 torch.set_num_threads(1)
 
@@ -173,8 +173,9 @@ def _world(small_config) -> WorldConfig:
 @pytest.mark.slow
 def test_train_checkpoint_and_reload(ray_session, small_config, tmp_path):
     from recoworld.envs.vector_env import RecoWorldVectorEnv
-    from recoworld.rl.algorithms import load_recommender
-    from recoworld.rl.train import TrainConfig, train
+    from recoworld.rl.config import TrainConfig
+    from recoworld.rl.registry import load_recommender
+    from recoworld.rl.trainer import train
 
     world = _world(small_config)
     out = tmp_path / "run"
@@ -197,8 +198,8 @@ def test_train_checkpoint_and_reload(ray_session, small_config, tmp_path):
 
 @pytest.mark.slow
 def test_sync_vectorize_and_exploration_modes(ray_session, small_config):
-    from recoworld.rl.slate_ts import build_slate_ts_config
-    from recoworld.rl.train import TrainConfig
+    from recoworld.rl.config import TrainConfig
+    from recoworld.rl.slate_ts.algorithm import build_slate_ts_config
 
     world = _world(small_config)
     for mode, vec in (("plain", "sync"), ("greedy", "vector_entry_point")):
@@ -215,9 +216,9 @@ def test_sync_vectorize_and_exploration_modes(ray_session, small_config):
 
 @pytest.mark.slow
 def test_population_env(ray_session):
-    from recoworld.config import PopulationConfig
-    from recoworld.rl.population import SHARED
-    from recoworld.rl.slate_ts import build_population_slate_ts_config
+    from recoworld.envs.population.config import PopulationConfig
+    from recoworld.rl.population.algorithm import SHARED
+    from recoworld.rl.slate_ts.algorithm import build_population_slate_ts_config
 
     pop = PopulationConfig.model_validate(
         {"n_users": 4, "capacity": 6, "arrival_rate": 0.5, "max_cycles": 30,
@@ -238,7 +239,9 @@ def test_population_env(ray_session):
 # ---------------------------------------------------------------------------- offline
 def test_offline_fit_on_trajectory_log(small_config, tmp_path):
     from recoworld.catalog import load_catalog
-    from recoworld.rl.slate_ts_offline import (
+    from recoworld.evaluation.simulate import run_simulation
+    from recoworld.policies.rollout import SimulateConfig
+    from recoworld.rl.slate_ts.offline import (
         fit_posterior,
         from_trajectories,
         log_steps,
@@ -246,7 +249,6 @@ def test_offline_fit_on_trajectory_log(small_config, tmp_path):
         popularity_hits,
         split_by_sequence,
     )
-    from recoworld.simulate import SimulateConfig, run_simulation
 
     world = _world(small_config)
     run_simulation(world, SimulateConfig(policies=["random"], users=16, episodes=40),
@@ -275,7 +277,7 @@ def test_offline_fit_on_trajectory_log(small_config, tmp_path):
 
 
 def test_open_bandit_dataset_sample():
-    from recoworld.rl.slate_ts_offline import evaluate_open_bandit, load_open_bandit
+    from recoworld.rl.slate_ts.offline import evaluate_open_bandit, load_open_bandit
 
     log = load_open_bandit()  # obp==0.4.1 is a Makefile data package: missing data is a failure
     assert len(log) == 20_000 and log.n_items == 80

@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from recoworld.config import WorldConfig
-from recoworld.rl.train import TrainConfig, load_train_run, train
+from recoworld.envs.config import WorldConfig
+from recoworld.rl.config import TrainConfig, load_train_run
+from recoworld.rl.trainer import train
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,7 @@ def test_train_outputs_and_resume(ray_session, small_config, tmp_path):
     # the trained policy acts in a fresh process, without starting Ray
     code = (
         "import numpy as np, ray, recoworld\n"
-        "from recoworld.rl.recommender import ModuleRecommender\n"
+        "from recoworld.rl.common.recommender import ModuleRecommender\n"
         f"rec = ModuleRecommender.from_checkpoint({str(out / 'checkpoint')!r})\n"
         f"cfg = {world.model_dump(mode='json')!r}\n"
         "env = recoworld.RecoWorldVectorEnv(num_envs=5, config=cfg)\n"
@@ -87,7 +88,7 @@ def test_cli_train(ray_session, small_config, tmp_path, monkeypatch):
     assert main(["train", "--config", str(path), "--out", "o", "--quiet"]) == 0
     assert (tmp_path / "o" / "checkpoint").is_dir()
     assert (tmp_path / "o" / "checkpoints" / "iter_0002").is_dir()
-    from recoworld.rl.recommender import ModuleRecommender
+    from recoworld.rl.common.recommender import ModuleRecommender
 
     assert ModuleRecommender.from_checkpoint("o/checkpoint").module.slate_size == 3
 

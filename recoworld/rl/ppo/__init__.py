@@ -1,0 +1,1 @@
+"""PPO on the slate scoring module."""

@@ -1,0 +1,1 @@
+"""Text encoders shared by the catalog (item embeddings) and instruction parsing."""
