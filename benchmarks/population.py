@@ -14,9 +14,10 @@ stepped by uniformly random slates, drawn before the timed loop, through
 and RecSim's single-user steps/s is measured in the same run (``recsim_baseline``: its own
 venv ``.bench-venv/recsim``, created on first use). Throughput is user-steps per second of
 wall clock, a user-step being one alive user's step (users who leave for good stop
-counting). Where the time goes is split into the world's own step, the coupling hooks
-(``response_hook``: ledger, trending, sharing, publishing; ``candidate_hook``: shared,
-follower and trending slots) and, for (b), the PettingZoo wrapping. One core.
+counting). Where the time goes is split into the world's own phases, the coupling
+(``response_hook`` = ``Population.couple``: ledger, trending, sharing, publishing;
+``candidate_hook`` = ``Population.inject``: shared, follower and trending slots) and, for
+(b), the PettingZoo wrapping. One core.
 
     python benchmarks/population.py [--users 10000] [--steps 40] [--json out.json]
         [--default-users]
@@ -84,47 +85,44 @@ def population_config(users: int, steps: int, long_lived: bool = True) -> Popula
 
 
 class Timers:
-    """Wraps the world's coupling hooks and step to split the time of one population step."""
+    """Wraps the population's coupling and the world's two phases to split the time of one
+    population step: ``world_step`` (``World.respond`` + ``World.advance``), of which
+    ``candidate_hook`` (``Population.inject``: shared, follower and trending slots) runs
+    inside ``advance``; ``response_hook`` (``Population.couple``: ledger, trending, sharing,
+    publishing) runs between the phases."""
 
     def __init__(self, pop: Population) -> None:
         self.seconds = {"candidate_hook": 0.0, "response_hook": 0.0, "world_step": 0.0}
         world = pop.world
-        inject, couple, step = world.candidate_hook, world.response_hook, world.step
-        assert inject is not None and couple is not None
 
-        def timed_inject(cands: np.ndarray, rows: np.ndarray | None) -> None:
-            t0 = time.perf_counter()
-            inject(cands, rows)
-            self.seconds["candidate_hook"] += time.perf_counter() - t0
+        def timed(fn: Any, key: str) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                out = fn(*args, **kwargs)
+                self.seconds[key] += time.perf_counter() - t0
+                return out
 
-        def timed_couple(resp: Any, items: np.ndarray, mask: np.ndarray) -> None:
-            t0 = time.perf_counter()
-            couple(resp, items, mask)
-            self.seconds["response_hook"] += time.perf_counter() - t0
+            return wrapper
 
-        def timed_step(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            out = step(*args, **kwargs)
-            self.seconds["world_step"] += time.perf_counter() - t0
-            return out
-
-        world.candidate_hook = timed_inject
-        world.response_hook = timed_couple
-        world.step = timed_step  # type: ignore[method-assign]
+        pop.inject = timed(pop.inject, "candidate_hook")  # type: ignore[method-assign]
+        pop.couple = timed(pop.couple, "response_hook")  # type: ignore[method-assign]
+        world.respond = timed(world.respond, "world_step")  # type: ignore[method-assign]
+        world.advance = timed(world.advance, "world_step")  # type: ignore[method-assign]
 
     def reset(self) -> None:
         for key in self.seconds:
             self.seconds[key] = 0.0
 
     def split(self, total: float) -> dict[str, float]:
-        """Shares of ``total``: the world's own step (hooks excluded), each hook, the rest."""
+        """Shares of ``total``: the world's own phases (slot injection excluded), each
+        coupling part, the rest."""
         s = self.seconds
-        own = s["world_step"] - s["candidate_hook"] - s["response_hook"]
+        own = s["world_step"] - s["candidate_hook"]
         out = {
             "world_step_own": own,
             "response_hook": s["response_hook"],
             "candidate_hook": s["candidate_hook"],
-            "other": total - s["world_step"],
+            "other": total - s["world_step"] - s["response_hook"],
         }
         return {k: v / total for k, v in out.items()}
 

@@ -15,14 +15,25 @@
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
+
+Errors print as ``error: what failed, where`` and ``hint: what to do`` on stderr (plus
+``partial outputs kept in DIR`` when the failed run wrote some), with exit code 2 when the
+command cannot run as given (flags, config, missing files, checkpoints, data packages or
+extras), 1 when the run failed (LLM backend, I/O, a bug) and 130 when interrupted.
+``--debug`` (before or after the command) shows the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -30,9 +41,48 @@ from rich.table import Table
 from recoworld.catalog import MissingDataPackageError, load_catalog
 from recoworld.catalog.config import CatalogConfig
 from recoworld.core.config import read_yaml_mapping
+from recoworld.core.errors import CheckpointError, ConfigError, RecoWorldError, require
 from recoworld.envs.config import resolve_world_config
 
+if TYPE_CHECKING:
+    from recoworld.envs.config import WorldConfig
+
 console = Console() if sys.stdout.isatty() else Console(width=160)
+
+EXIT_RUNTIME = 1  # the run started and failed (LLM backend, I/O, an unexpected error)
+EXIT_USAGE = 2  # the command cannot run as given (flags, config, missing files or packages)
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class RunContext:
+    """What the error boundary of ``main`` knows about the command being run: its output
+    path (to name partial outputs), the files it reads (to name the file of a config error)
+    and the worlds it resolved (to name the LLM server of a backend error)."""
+
+    out: str | None = None
+    config: str | None = None  # the command's --config
+    # model title -> (the file it is read from, its dotted path in that file; None: the
+    # model's usual section when the file has it, e.g. `world:` for a WorldConfig)
+    sources: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    worlds: list[WorldConfig] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+
+def _context(args: argparse.Namespace) -> RunContext:
+    ctx = getattr(args, "context", None)
+    if ctx is None:  # a handler called without main(): keep what it notes anyway
+        ctx = args.context = RunContext()
+    return ctx
+
+
+def _world(
+    args: argparse.Namespace, config: Any, overrides: dict[str, Any] | None = None
+) -> WorldConfig:
+    """``resolve_world_config`` whose world the error boundary knows about."""
+    world = resolve_world_config(config, overrides)
+    _context(args).worlds.append(world)
+    return world
 
 
 def _read_run_file(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -41,7 +91,10 @@ def _read_run_file(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     data = read_yaml_mapping(path)
     unknown = set(data) - {"world", "simulate", "train"}
     if unknown:
-        raise ValueError(f"{path}: unknown top-level sections {sorted(unknown)}")
+        raise ConfigError(
+            f"{path}: unknown top-level sections {sorted(unknown)}",
+            hint="a run YAML has `world:`, `simulate:` and `train:` sections",
+        )
     return data.get("world") or {}, data.get("simulate") or {}
 
 
@@ -53,7 +106,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.catalog:
         overrides["catalog"] = {"source": args.catalog}
-    world = resolve_world_config(world_raw, overrides)
+    world = _world(args, world_raw, overrides)
     for flag in ("users", "episodes", "seed"):
         if getattr(args, flag) is not None:
             sim_raw[flag] = getattr(args, flag)
@@ -89,8 +142,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from recoworld.evaluation.report import print_leaderboard
     from recoworld.evaluation.runner import load_eval_config, run_evaluation
 
@@ -105,17 +156,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         updates["policies"] = [p for p in cfg.policies if p.name in args.policy]
         missing = set(args.policy) - {p.name for p in cfg.policies}
         if missing:
-            raise ValueError(f"--policy: not in {args.config}: {sorted(missing)}")
+            raise ConfigError(
+                f"--policy: not in {args.config}: {sorted(missing)}",
+                hint=f"the policies of {args.config}: {[p.name for p in cfg.policies]}",
+            )
     if updates:
         cfg = type(cfg).model_validate({**cfg.model_dump(), **updates})
+    # fail before any run: the worlds' configs and the checkpoints (not after an hour of runs)
+    base = Path(args.config).parent
+    ctx = _context(args)
+    evaluate = "evaluate." if "evaluate" in read_yaml_mapping(args.config) else ""
+    for i, ew in enumerate(cfg.worlds):
+        overrides = (args.config, f"{evaluate}worlds[{i}].overrides")
+        if ew.config is None:
+            ctx.sources["WorldConfig"] = overrides
+        else:
+            path = Path(ew.config)
+            if not path.is_absolute() and not path.exists() and (base / path).exists():
+                path = base / path
+            ctx.sources["WorldConfig"] = (str(path), None)
+        ctx.worlds.append(ew.world_config(base))
+    ctx.sources.pop("WorldConfig", None)
+    for spec in cfg.policies:
+        if spec.checkpoint is not None and not Path(spec.checkpoint).exists():
+            raise CheckpointError(
+                f"{args.config}: policy {spec.name!r}: checkpoint {spec.checkpoint} not found "
+                f"(looked in {Path(spec.checkpoint).resolve()})"
+            )
     names = [p.name for p in cfg.policies]
     console.print(
         f"[bold]RecoWorld evaluate[/]: policies={names} worlds={[w.name for w in cfg.worlds]} "
         f"seeds={cfg.seeds} lives/run={cfg.episodes} baseline={cfg.baseline}"
     )
-    results = run_evaluation(
-        cfg, args.out, show_progress=not args.quiet, base_dir=Path(args.config).parent
-    )
+    results = run_evaluation(cfg, args.out, show_progress=not args.quiet, base_dir=base)
     print_leaderboard(results, console)
     console.print(f"outputs in [bold]{args.out}[/]: report.html, results.json, episodes.parquet, "
                   "trajectories/, manifest.json")  # fmt: skip
@@ -123,9 +196,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_population_test_item(args: argparse.Namespace) -> int:
-    from recoworld.evaluation.creator_studio import format_report, run_studio
+    from recoworld.evaluation.creator_studio import StudioConfig, format_report, run_studio
 
     options = {k: getattr(args, k) for k in ("comparables", "position", "policy", "seed")}
+    # the world's LLM settings, for the error boundary (run_studio resolves it again)
+    if args.config is not None:
+        _world(args, args.config, {"simulator": args.simulator} if args.simulator else None)
+    else:  # the studio's default world (only to name its LLM in errors: never fails here)
+        default_world = StudioConfig.model_fields["world"].default_factory
+        with contextlib.suppress(Exception):
+            _context(args).worlds.append(default_world())  # type: ignore[misc,call-arg]
     console.print(
         f"[bold]RecoWorld creator studio[/]: {args.item} -> segment {args.segment!r}, "
         f"{args.users} users" + (f", simulator {args.simulator}" if args.simulator else "")
@@ -151,7 +231,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         overrides["llm_user"] = {"mode": args.mode}
     if args.catalog:
         overrides["catalog"] = {"source": args.catalog}
-    world = resolve_world_config(world_raw, overrides)
+    world = _world(args, world_raw, overrides)
     if world.simulator != "parametric":
         console.print(f"starting the LLM backend ({world.llm.backend}: {world.llm.model}) ...")
     text = write_transcript(world, args.out, args.users, args.steps, args.policy, args.seed)
@@ -168,11 +248,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algo in ("bc", "marwil"):
         return _train_offline(args, overrides)
     if args.data:
-        raise ValueError("--data is for the offline algorithms (bc, marwil)")
+        raise ConfigError(
+            "--data is for the offline algorithms (bc, marwil)",
+            hint="pass --algo bc or --algo marwil to train from logged data",
+        )
+    if args.resume is not None:  # before importing Ray and building anything
+        resume = Path(args.resume)
+        if not resume.exists():
+            raise CheckpointError(f"--resume: checkpoint {args.resume} not found")
+        if not resume.is_dir():
+            raise CheckpointError(f"--resume: {args.resume} is a file, not a checkpoint directory")
     from recoworld.rl.config import load_train_run
     from recoworld.rl.trainer import train
 
     world, cfg = load_train_run(args.config, overrides)
+    _context(args).worlds.append(world)
     console.print(
         f"[bold]RecoWorld train[/]: algo={cfg.algo} simulator={world.simulator} "
         f"catalog={world.catalog.source} iterations={cfg.iterations} seed={cfg.seed} "
@@ -190,11 +280,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_offline(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    require("torch", "rllib", "offline RL training")
+
     from recoworld.rl.offline.algorithm import OfflineTrainConfig, train_offline
 
     if not args.data:
-        raise ValueError(f"--algo {args.algo} trains from logged data: pass --data DIR "
-                         "(written by `recoworld record`)")  # fmt: skip
+        raise ConfigError(f"--algo {args.algo} trains from logged data: pass --data DIR",
+                          hint="`recoworld record --out DIR` writes such a directory")  # fmt: skip
     raw = read_yaml_mapping(args.config).get("train") or {} if args.config else {}
     cfg = OfflineTrainConfig.model_validate({**raw, **overrides})
     console.print(f"[bold]RecoWorld train[/]: algo={cfg.algo} data={args.data} "
@@ -210,10 +302,12 @@ def _train_offline(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    require("torch", "rllib", "recording offline RL data")
+
     from recoworld.rl.offline.algorithm import record_offline
 
     world_raw, _ = _read_run_file(args.config)
-    world = resolve_world_config(world_raw)
+    world = _world(args, world_raw)
     stats = record_offline(world, args.policy, args.out, episodes=args.episodes,
                            users=args.users, seed=args.seed, epsilon=args.epsilon,
                            trajectories=args.trajectories)  # fmt: skip
@@ -258,11 +352,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+DEBUG_HELP = "on errors, show the full traceback instead of a one-line message"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recoworld", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    # `--debug` after the subcommand too; SUPPRESS keeps a top-level --debug from being reset
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", help="run policies in a world; write logs and a summary")
+    sim = sub.add_parser(
+        "simulate", parents=[common], help="run policies in a world; write logs and a summary"
+    )
     sim.add_argument("--config", help="run YAML with world: and simulate: sections")
     sim.add_argument("--out", default="runs/simulate", help="output directory")
     sim.add_argument(
@@ -277,9 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=cmd_simulate)
 
-    trn = sub.add_parser("train", help="train a recommender policy with RLlib")
-    trn.add_argument("--algo", default="ppo",
-                     choices=["ppo", "hrl", "slate_ts", "rliv_ua", "bc", "marwil"])  # fmt: skip
+    trn = sub.add_parser("train", parents=[common], help="train a recommender policy with RLlib")
+    trn.add_argument(
+        "--algo",
+        default="ppo",
+        help="a registered algorithm (recoworld.rl.registry: ppo, hrl, slate_ts, rliv_ua, and any "
+        "added with register_algorithm) or an offline one (bc, marwil); an unknown name is "
+        "reported with the registered ones",
+    )
     trn.add_argument("--data", help="bc/marwil: logged data directory (`recoworld record`)")
     trn.add_argument("--config", help="run YAML (world: and train: sections)")
     trn.add_argument("--out", default="runs/train")
@@ -289,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--quiet", action="store_true", help="no progress bar")
     trn.set_defaults(func=cmd_train)
 
-    rec = sub.add_parser("record", help="log a policy's experience for offline RL (RLlib layout)")
+    rec = sub.add_parser(
+        "record", parents=[common], help="log a policy's experience for offline RL (RLlib layout)"
+    )
     rec.add_argument("--config", help="run YAML (its world: section)")
     rec.add_argument("--policy", default="popular", help="baseline name (random, popular, ...)")
     rec.add_argument("--epsilon", type=float, default=0.0, help="share of random slates")
@@ -300,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", default="runs/offline_data")
     rec.set_defaults(func=cmd_record)
 
-    ev = sub.add_parser("evaluate", help="compare policies across worlds and seeds; HTML report")
+    ev = sub.add_parser(
+        "evaluate", parents=[common], help="compare policies across worlds and seeds; HTML report"
+    )
     ev.add_argument("--config", required=True, help="eval YAML (an evaluate: section)")
     ev.add_argument("--out", default="runs/report", help="output directory")
     ev.add_argument("--policy", action="append", help="only these policies of the config")
@@ -310,10 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_evaluate)
 
-    pop = sub.add_parser("population", help="population tools (creator studio)")
+    pop = sub.add_parser("population", parents=[common], help="population tools (creator studio)")
     pop_sub = pop.add_subparsers(dest="population_command", required=True)
     ti = pop_sub.add_parser(
-        "test-item", help="how would a segment respond to a new item? (creator studio)"
+        "test-item",
+        help="how would a segment respond to a new item? (creator studio)",
+        parents=[common],
     )
     ti.add_argument("--item", required=True, help="item YAML: title, description, topics, ...")
     ti.add_argument("--segment", required=True, help="segment name (the world's segments)")
@@ -327,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--out", help="directory for studio.md, studio.json, manifest.json")
     ti.set_defaults(func=cmd_population_test_item)
 
-    tr = sub.add_parser("transcript", help="print and save a few users' sessions, as text")
+    tr = sub.add_parser(
+        "transcript", parents=[common], help="print and save a few users' sessions, as text"
+    )
     tr.add_argument("--config", help="run YAML (its world: section)")
     tr.add_argument("--simulator", choices=["parametric", "hybrid", "llm"])
     tr.add_argument("--mode", choices=["score", "generate"], help="llm simulator: decision mode")
@@ -339,33 +455,220 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default="runs/transcript.md")
     tr.set_defaults(func=cmd_transcript)
 
-    cat = sub.add_parser("catalog", help="load a catalog and describe it")
+    cat = sub.add_parser("catalog", parents=[common], help="load a catalog and describe it")
     cat.add_argument("--source", default="synthetic")
     cat.add_argument("--show", type=int, default=3, help="items to print")
     cat.add_argument("--save", help="write the catalog to this .parquet file")
     cat.set_defaults(func=cmd_catalog)
 
-    models = sub.add_parser("models", help="the embedded LLM (SmolLM2-135M-Instruct)")
+    models = sub.add_parser(
+        "models", parents=[common], help="the embedded LLM (SmolLM2-135M-Instruct)"
+    )
     models.add_argument("action", choices=["prepare", "info"])
     models.add_argument("--force", action="store_true", help="convert again")
     models.set_defaults(func=cmd_models)
 
-    conf = sub.add_parser("config", help="print the full validated world config as YAML")
+    conf = sub.add_parser(
+        "config", parents=[common], help="print the full validated world config as YAML"
+    )
     conf.add_argument("--config", help="run YAML (its world: section)")
     conf.set_defaults(func=cmd_config)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Errors become one or two lines on stderr (what failed and where,
+    then ``hint:`` what to do) and exit code 2 (the command cannot run as given) or 1 (the
+    run failed); ``--debug`` lets the exception through with its traceback."""
     args = build_parser().parse_args(argv)
+    args.context = ctx = RunContext(out=getattr(args, "out", None),
+                                    config=getattr(args, "config", None))  # fmt: skip
+    if getattr(args, "item", None):
+        ctx.sources["NewItem"] = (args.item, "")
+    if args.debug:
+        return int(args.func(args))
     try:
         return int(args.func(args))
-    except ValidationError as err:
-        console.print(f"[bold red]invalid configuration[/]\n{err}")
-        return 2
-    except (MissingDataPackageError, FileNotFoundError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        return 2
+    except KeyboardInterrupt:
+        lines, code = ["interrupted"], EXIT_INTERRUPTED
+    except Exception as err:
+        lines, code = describe_error(err, ctx)
+    partial = _partial_outputs(ctx)
+    if partial:
+        lines.append(f"partial outputs kept in {partial}")
+    sys.stdout.flush()
+    for line in lines:
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+    return code
+
+
+def describe_error(err: BaseException, ctx: RunContext | None = None) -> tuple[list[str], int]:
+    """The lines (``error: ...`` and maybe ``hint: ...``) and exit code for ``err``."""
+    from recoworld.llm.types import BackendError
+
+    ctx = ctx or RunContext()
+    hint = getattr(err, "hint", "") or ""
+    if isinstance(err, ValidationError):  # before ValueError: it is one
+        message, hint = _validation_message(err, ctx)
+    elif isinstance(err, yaml.YAMLError):
+        message = _yaml_message(err, ctx)
+        hint = "fix the YAML syntax (indentation, `key: value` pairs, quotes)"
+    elif isinstance(err, BackendError):
+        message, hint = _backend_message(err, ctx)
+    elif isinstance(err, RecoWorldError | ValueError | OSError):
+        message = _one_line(err)
+        if isinstance(err, FileNotFoundError) and not hint and "checkpoint" in message:
+            hint = CheckpointError.hint
+    elif isinstance(err, ModuleNotFoundError):
+        message = f"the Python package {err.name!r} is not installed ({err})"
+        hint = "install the project's dependencies (`make install`); --debug shows where"
+    else:
+        message = f"unexpected {type(err).__name__}: {_one_line(err)}"
+        hint = "this looks like a bug: rerun with --debug for the traceback and report it"
+    lines = [f"error: {message}"] + ([f"hint: {hint}"] if hint else [])
+    usage = (ValueError, FileNotFoundError, ImportError, MissingDataPackageError, yaml.YAMLError)
+    return lines, EXIT_USAGE if isinstance(err, usage) else EXIT_RUNTIME
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+_SECTIONS = {  # model title -> its section in a run or eval YAML (the --config file)
+    "WorldConfig": "world",
+    "SimulateConfig": "simulate",
+    "TrainConfig": "train",
+    "OfflineTrainConfig": "train",
+    "EvalConfig": "evaluate",
+}
+
+
+def _validation_message(err: ValidationError, ctx: RunContext) -> tuple[str, str]:
+    """``FILE: section.field.path: message (got VALUE)`` for the first error, and how many
+    more there are; the hint says which fields are valid when a field is unknown."""
+    file, section = ctx.sources.get(err.title) or (
+        ctx.config if err.title in _SECTIONS else None,
+        None,
+    )
+    if section is None and file is not None:
+        section = _SECTIONS.get(err.title)
+        try:
+            data = yaml.safe_load(Path(file).read_text())
+        except (OSError, yaml.YAMLError):
+            data = None
+        if not (isinstance(data, dict) and section in data):
+            section = None  # the file holds the model at its top level
+    elif file is None:
+        section = None
+    sections = section.split(".") if section else []
+
+    def path(e: Any) -> str:
+        parts = list(sections)
+        for p in e["loc"]:
+            if isinstance(p, int) and parts:
+                parts[-1] += f"[{p}]"
+            else:
+                parts.append(str(p))
+        return ".".join(parts) or "(top level)"
+
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    msg = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    if first["type"] not in ("extra_forbidden", "missing") and isinstance(
+        value, str | int | float | bool
+    ):
+        shown = repr(value)
+        if len(shown) <= 60:
+            msg += f" (got {shown})"
+    where = f"{file}: " if file else f"invalid {err.title}: "
+    message = f"{where}{path(first)}: {msg}"
+    if len(errors) > 1:
+        others = ", ".join(path(e) for e in errors[1:4])
+        message += f" (and {len(errors) - 1} more: {others}{', ...' if len(errors) > 4 else ''})"
+    if first["type"] == "extra_forbidden":
+        hint = f"{first['loc'][-1]!r} is not a field of {err.title} (a typo?)"
+        if err.title == "WorldConfig":
+            hint += "; `recoworld config` prints every world field with its default"
+    else:
+        hint = f"fix the value in {file}" if file else "fix the value"
+        hint += " or the command-line flag that sets it"
+    return " ".join(message.split()), hint
+
+
+def _yaml_message(err: yaml.YAMLError, ctx: RunContext) -> str:
+    """Which file failed to parse (the error itself only says '<unicode string>') and where."""
+    files = (ctx.config, *(f for f, _ in ctx.sources.values()))
+    file = next((f for f in files if f and _bad_yaml(f)), None)
+    problem = getattr(err, "problem", None) or _one_line(err)
+    mark = getattr(err, "problem_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{file or 'a YAML file'}: invalid YAML: {problem}{at}"
+
+
+def _bad_yaml(path: str) -> bool:
+    try:
+        yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _backend_message(err: Exception, ctx: RunContext) -> tuple[str, str]:
+    """The backend error, naming the server (URL and model) from the world's config."""
+    message = _one_line(err)
+    llm = next((w.llm for w in ctx.worlds if w.simulator != "parametric"), None)
+    if llm is None and ctx.worlds:
+        llm = ctx.worlds[0].llm
+    if llm is None:
+        return message, getattr(err, "hint", "")
+    if llm.backend == "openai":
+        from recoworld.llm.models import EMBEDDED, EMBEDDED_NAME
+
+        served = EMBEDDED_NAME if llm.model == EMBEDDED else llm.model
+        if llm.base_url not in message:
+            message += f" (openai backend at {llm.base_url}, model {served!r})"
+        hint = (
+            f"check that the server at {llm.base_url} is running and serves {served!r} "
+            "(e.g. `vllm serve MODEL --port PORT`), or set `llm.backend: vllm` for the "
+            "in-process engine"
+        )
+    elif llm.backend == "vllm":
+        message += f" (in-process vLLM engine, model {llm.model!r})"
+        hint = (
+            "check the model (`llm.model`; `recoworld models prepare` converts the embedded "
+            "one) and the memory it may take (`llm.vllm.gpu_memory_utilization`)"
+        )
+    else:
+        where = llm.ray.address or "the local Ray instance"
+        message += f" (ray_vllm pool on {where}, model {llm.model!r})"
+        hint = "check the Ray cluster (`llm.ray.address`) and that the engine actors started"
+    return message, hint
+
+
+def _partial_outputs(ctx: RunContext) -> str | None:
+    """The command's output path when the failed run wrote files there (kept for
+    inspection), else None."""
+    if not ctx.out:
+        return None
+    out = Path(ctx.out)
+    try:
+        if out.is_file():
+            return str(out) if out.stat().st_mtime >= ctx.started - 0.05 else None
+        if not out.is_dir():
+            return None
+        for i, path in enumerate(out.rglob("*")):
+            if i > 10_000:
+                break
+            if path.is_file() and path.stat().st_mtime >= ctx.started - 0.05:
+                return str(out)
+    except OSError:
+        return None
+    return None
 
 
 if __name__ == "__main__":

@@ -106,4 +106,4 @@ def test_cli_test_item_parametric(tmp_path, capsys):
     bad.write_text(json.dumps({**ITEM, "topics": ["Cooking"]}))
     code = main(["population", "test-item", "--item", str(bad), "--segment", "students",
                  "--config", str(world), "--simulator", "parametric"])  # fmt: skip
-    assert code == 2 and "not in the catalog" in capsys.readouterr().out
+    assert code == 2 and "not in the catalog" in capsys.readouterr().err

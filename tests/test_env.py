@@ -221,7 +221,7 @@ def test_import_keeps_numba_out_so_vllm_workers_can_start():
     import subprocess
     import sys
 
-    code = ("import sys, recoworld, recoworld.cli, recoworld.simulate, recoworld.llm; "
+    code = ("import sys, recoworld, recoworld.cli, recoworld.evaluation.simulate, recoworld.llm; "
             "print('numba' in sys.modules, 'llvmlite' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

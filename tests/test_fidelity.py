@@ -1,13 +1,15 @@
-"""recoworld.evaluation.fidelity: held-out split, negatives, metrics, bootstrap, scorers, persona and
-instruction checks (synthetic data), plus one real MovieLens run of (b) on 50 users."""
+"""recoworld.evaluation.fidelity: held-out split, negatives, metrics, bootstrap, scorers,
+persona and instruction checks (synthetic data), plus one real MovieLens run of (b) on 50 users."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from recoworld.catalog import splits as S
 from recoworld.envs.config import WorldConfig
 from recoworld.evaluation import fidelity as F
+from recoworld.metrics import top1_auc
 from recoworld.simulators.parametric.config import ParametricUserConfig
 from recoworld.simulators.parametric.model import ParametricUserModel
 
@@ -25,7 +27,7 @@ def _log():
 def test_holdout_split_by_time_and_training_strictly_before():
     u, i, r, t = _log()
     order = np.random.default_rng(0).permutation(len(u))  # log order must not matter
-    split = F.holdout_split(u[order], i[order], r[order], t[order], 4.0, n_holdout=3,
+    split = S.holdout_split(u[order], i[order], r[order], t[order], 4.0, n_holdout=3,
                             min_train_liked=2)  # fmt: skip
     assert split.n_eligible == 1 and len(split.users) == 1
     user = split.users[0]
@@ -50,8 +52,8 @@ def test_holdout_split_user_subset_is_seeded():
     i = np.concatenate([rng.choice(100, per_user, replace=False) for _ in range(n_users)])
     r = np.full(len(u), 5.0, np.float32)
     t = rng.integers(0, 10**6, len(u))
-    a = F.holdout_split(u, i, r, t, max_users=10, seed=3)
-    b = F.holdout_split(u, i, r, t, max_users=10, seed=3)
+    a = S.holdout_split(u, i, r, t, max_users=10, seed=3)
+    b = S.holdout_split(u, i, r, t, max_users=10, seed=3)
     assert a.n_eligible == 30 and len(a.users) == 10
     assert [x.row for x in a.users] == [x.row for x in b.users]
     assert (~a.train).sum() == 10 * 5  # exactly the evaluated users' held-out ratings
@@ -62,7 +64,7 @@ def _users(n_items=200, n_users=12, seed=0):
     users = []
     for k in range(n_users):
         rated = np.sort(rng.choice(n_items, 60, replace=False))
-        users.append(F.HeldOutUser(row=k, train_items=rated[:55],
+        users.append(S.HeldOutUser(row=k, train_items=rated[:55],
                                    train_ratings=np.full(55, 5.0, np.float32),
                                    train_times=np.arange(55), positives=rated[55:],
                                    rated=rated, cutoff=55))  # fmt: skip
@@ -73,10 +75,10 @@ def test_negatives_never_rated_distinct_and_popularity_matched():
     n_items = 200
     users = _users(n_items)
     popularity = np.random.default_rng(5).pareto(1.0, n_items)
-    bins = F.popularity_bins(popularity, 10)
+    bins = S.popularity_bins(popularity, 10)
     assert bins.min() == 0 and bins.max() == 9
     for b in (None, bins):
-        items, row_user = F.sample_negatives(users, n_items, 4, b, seed=7)
+        items, row_user = S.sample_negatives(users, n_items, 4, b, seed=7)
         assert items.shape == (12 * 5, 5)
         for row, j in zip(items, row_user, strict=True):
             assert row[0] in users[j].positives
@@ -84,24 +86,24 @@ def test_negatives_never_rated_distinct_and_popularity_matched():
             assert not np.isin(row[1:], users[j].rated).any()
             if b is not None:
                 assert (b[row[1:]] == b[row[0]]).all()
-        again, _ = F.sample_negatives(users, n_items, 4, b, seed=7)
+        again, _ = S.sample_negatives(users, n_items, 4, b, seed=7)
         assert np.array_equal(items, again)
         # a user's draws do not depend on the other users evaluated
-        alone, _ = F.sample_negatives(users[3:4], n_items, 4, b, seed=7)
+        alone, _ = S.sample_negatives(users[3:4], n_items, 4, b, seed=7)
         assert np.array_equal(alone, items[row_user == 3])
 
 
 def test_popularity_bins_widen_when_a_bin_is_exhausted():
-    user = F.HeldOutUser(row=0, train_items=np.array([1]), train_ratings=np.array([5.0]),
+    user = S.HeldOutUser(row=0, train_items=np.array([1]), train_ratings=np.array([5.0]),
                          train_times=np.array([0]), positives=np.array([0]),
                          rated=np.array([0, 1]), cutoff=1)  # fmt: skip
     bins = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])  # bin 0 has one unrated item (2)
-    items, _ = F.sample_negatives([user], 10, 4, bins, seed=0)
+    items, _ = S.sample_negatives([user], 10, 4, bins, seed=0)
     assert set(items[0, 1:].tolist()) == {2, 3, 4, 5}  # widened to bins 0-1 only
 
 
 def test_midrank_percentile_ties():
-    pct = F.midrank_percentile(np.array([5.0, 1.0, 5.0, 3.0]))
+    pct = S.midrank_percentile(np.array([5.0, 1.0, 5.0, 3.0]))
     assert pct.tolist() == pytest.approx([5 / 6, 0.0, 5 / 6, 1 / 3])
 
 
@@ -114,11 +116,11 @@ def test_top1_auc_known_scores():
             [2.0, 2.0, 1.0, 1.0, 1.0],  # tied at the top with one: 1/2, (3 + 0.5) / 4
         ]
     )
-    top1, auc = F.top1_auc(scores)
+    top1, auc = top1_auc(scores)
     assert top1.tolist() == [1.0, 0.0, 0.0, 0.5]
     assert auc.tolist() == [1.0, 0.0, 0.625, 0.875]
     with pytest.raises(ValueError):
-        F.top1_auc(np.array([[np.nan, 1.0]]))
+        top1_auc(np.array([[np.nan, 1.0]]))
 
 
 def test_bootstrap_ci_contains_truth_and_paired_sign():
@@ -154,7 +156,7 @@ def test_compare_pass_and_per_user_mean():
 def test_baseline_scorers_and_zscore_sum():
     topics = np.eye(3)[[0, 0, 1, 2, 1]]
     years = np.array([1990.0, 1995.0, 1960.0, 1991.0, 1994.0])
-    user = F.HeldOutUser(row=0, train_items=np.array([0, 1, 2]),
+    user = S.HeldOutUser(row=0, train_items=np.array([0, 1, 2]),
                          train_ratings=np.array([5.0, 4.0, 1.0]), train_times=np.arange(3),
                          positives=np.array([3]), rated=np.arange(4), cutoff=3)  # fmt: skip
     items = np.array([[1, 2, 3, 4]])
@@ -182,7 +184,7 @@ class _FakeContrast:
 
 def test_llm_persona_scorer_rows_and_modes():
     titles = [f"t{k}" for k in range(10)]
-    user = F.HeldOutUser(row=0, train_items=np.array([1, 2, 3]),
+    user = S.HeldOutUser(row=0, train_items=np.array([1, 2, 3]),
                          train_ratings=np.array([5.0, 1.0, 4.0]), train_times=np.arange(3),
                          positives=np.array([4]), rated=np.arange(5), cutoff=3)  # fmt: skip
     assert F.movielens_persona(user, titles) == (["t3", "t1"], ["t2"])
@@ -246,9 +248,9 @@ def test_instruction_fields_match():
 
 
 def test_movielens_preferences_50_users(movielens):
-    split = F.holdout_split_movielens(movielens, max_users=50, seed=0)
+    split = S.holdout_split_movielens(movielens, max_users=50, seed=0)
     assert len(split.users) == 50 and split.n_eligible > 800
-    view = F.training_view(movielens, split.train)
+    view = S.training_view(movielens, split.train)
     held = ~split.train
     # nothing held out reaches the scorers: counts and the rating log are training-only
     assert view.n_ratings == int(split.train.sum())
@@ -265,13 +267,13 @@ def test_movielens_preferences_50_users(movielens):
         "fitted": F.ParametricScorer(view, ParametricUserConfig()),
     }
     results = {}
-    for name, bins in (("uniform", None), ("matched", F.popularity_bins(cat.popularity))):
-        items, row_user = F.sample_negatives(split.users, cat.n_items, 4, bins, seed=0)
+    for name, bins in (("uniform", None), ("matched", S.popularity_bins(cat.popularity))):
+        items, row_user = S.sample_negatives(split.users, cat.n_items, 4, bins, seed=0)
         assert items.shape == (250, 5)
         raw, metrics = F.evaluate_scorers(scorers, split.users, items, row_user)
         results[name] = F.compare(metrics, "fitted", ["popularity", "genre+year"], n_boot=300)
     s = results["uniform"]["scorers"]
-    # uniform negatives are easy for popularity (PLATFORM.md: ~60% top-1), matched are not
+    # uniform negatives are easy for popularity (docs/platform.md: ~60% top-1), matched are not
     assert s["popularity"]["top1"]["mean"] > 0.45
     assert results["matched"]["scorers"]["popularity"]["top1"]["mean"] < 0.4
     # the fitted user (era, popularity, fitted weights) is ahead of both on both sets
@@ -283,7 +285,7 @@ def test_movielens_preferences_50_users(movielens):
     # positive is a training rating before the evaluated user's held-out films
     pop = scorers["fitted"].model.population
     assert pop.fit_info["users"] <= split.n_eligible
-    vsplit = F.holdout_split(view.user_index, view.item_index, view.rating, view.timestamp)
+    vsplit = S.holdout_split(view.user_index, view.item_index, view.rating, view.timestamp)
     cutoff = {u.row: u.cutoff for u in split.users}
     for u in vsplit.users:
         if u.row in cutoff:

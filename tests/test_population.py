@@ -173,14 +173,14 @@ def _like(pop: Population, likes: dict[tuple[int, int], int]) -> tuple[np.ndarra
 def test_share_reaches_friends_newest_first_and_drops_oldest():
     pop = _share_pop()
     pop.friends[:] = np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])
-    pop._share(*_like(pop, {(0, 0): 42}))
+    pop.share(*_like(pop, {(0, 0): 42}))
     assert pop.inbox[1].tolist() == [42, -1, -1]
     assert pop.inbox[2].tolist() == [42, -1, -1]
     assert (pop.inbox[[0, 3, 4, 5]] == -1).all()  # user 0 is not its own friend
-    pop._share(*_like(pop, {(0, 1): 43}))
+    pop.share(*_like(pop, {(0, 1): 43}))
     assert pop.inbox[1].tolist() == [43, 42, -1]  # newest first
-    pop._share(*_like(pop, {(0, 2): 44}))
-    pop._share(*_like(pop, {(0, 0): 45}))
+    pop.share(*_like(pop, {(0, 2): 44}))
+    pop.share(*_like(pop, {(0, 0): 45}))
     assert pop.inbox[1].tolist() == [45, 44, 43]  # full: the oldest (42) dropped
     assert pop.inbox[2].tolist() == [45, 44, 43]
 
@@ -190,7 +190,7 @@ def test_share_many_pushes_in_one_step_keep_the_newest():
     pop.friends[:] = np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])
     pop.inbox[1] = [7, 8, -1]
     # users 0 and 2 (both friends of 1) like 4 items in all: 4 pushes into 1's inbox of 3
-    pop._share(*_like(pop, {(0, 0): 50, (0, 1): 51, (2, 0): 52, (2, 2): 53}))
+    pop.share(*_like(pop, {(0, 0): 50, (0, 1): 51, (2, 0): 52, (2, 2): 53}))
     inbox = pop.inbox[1].tolist()
     assert len(set(inbox)) == 3 and -1 not in inbox
     assert not {7, 8} & set(inbox)  # the old items went first
@@ -202,11 +202,11 @@ def test_share_dead_users_get_nothing_and_probability_zero_shares_nothing():
     pop = _share_pop()
     pop.friends[:] = np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])
     pop.alive[2] = False
-    pop._share(*_like(pop, {(0, 0): 42}))
+    pop.share(*_like(pop, {(0, 0): 42}))
     assert pop.inbox[1, 0] == 42
     assert (pop.inbox[2] == -1).all()
     quiet = _share_pop(share_probability=0.0)
-    quiet._share(*_like(quiet, {(0, 0): 42}))
+    quiet.share(*_like(quiet, {(0, 0): 42}))
     assert (quiet.inbox == -1).all()
 
 
@@ -214,7 +214,7 @@ def test_share_probability_is_respected():
     pop = make_pop(n_users=2000, social={"degree": 4, "share_probability": 0.25, "inbox_size": 8})
     pop.inbox.fill(-1)
     liked, items = _like(pop, {(u, 0): 99 for u in range(pop.capacity)})
-    pop._share(liked, items)
+    pop.share(liked, items)
     received = (pop.inbox == 99).sum()
     expected = 2000 * 4 * 0.25
     assert abs(received - expected) < 4 * np.sqrt(2000 * 4 * 0.25 * 0.75)
@@ -236,7 +236,7 @@ def test_inject_shared_items_into_the_last_slots_with_flags():
     pop.inbox[1] = [103, 5, -1, -1]  # 103 is already a candidate: not duplicated
     cands = _cands(pop)
     before = cands.copy()
-    pop._inject(cands, None)
+    pop.inject(cands, None)
     assert cands[0, m - 1] == 7 and cands[0, m - 2] == 8
     assert pop.shared[0].tolist() == [False] * (m - 2) + [True, True]
     assert pop.inbox[0].tolist() == [9, -1, -1, -1]  # two items taken
@@ -257,7 +257,7 @@ def test_inject_on_arrival_rows_only_touches_those_rows():
     pop.shared[:] = False
     pop.shared[0, 0] = True
     cands = np.tile(np.arange(100, 100 + m), (2, 1))
-    pop._inject(cands, np.array([3, 4]))
+    pop.inject(cands, np.array([3, 4]))
     assert cands[0, m - 1] == 11 and cands[1, m - 1] == 100 + m - 1
     assert pop.shared[3, m - 1] and not pop.shared[4].any()
     assert pop.shared[0, 0]  # other rows keep their flags
@@ -289,7 +289,7 @@ def test_trending_slots_draw_in_proportion_to_trending_counts():
     pop.trending[:] = 0.0
     pop.trending[[5, 9, 20]] = [3.0, 1.0, 0.0]
     cands = _cands(pop)
-    pop._inject(cands, None)
+    pop.inject(cands, None)
     last = cands[:, m - 1]
     assert set(np.unique(last).tolist()) <= {5, 9}
     share = (last == 5).mean()
@@ -304,7 +304,7 @@ def test_trending_never_draws_held_back_items():
     pop.trending[:] = 0.0
     pop.trending[[3, 280]] = [1.0, 1000.0]  # 280 is held back
     cands = _cands(pop)
-    pop._inject(cands, None)
+    pop.inject(cands, None)
     assert (cands[:, m - 1] == 3).all()
 
 
@@ -352,7 +352,7 @@ def test_followed_creators_upload_fills_the_follower_slot():
     pop.world.state.follows[:] = False
     pop.world.state.follows[0, creator] = True
     cands = _cands(pop, start=0)
-    pop._inject(cands, None)
+    pop.inject(cands, None)
     assert cands[0, m - 1] == item
     assert (cands[1:, m - 1] == m - 1).all()
 
@@ -366,7 +366,7 @@ def test_two_follower_slots_take_the_two_newest_followed_uploads():
     pop.world.state.follows[:] = False
     pop.world.state.follows[0, pop.catalog.creator[[first, second]]] = True
     cands = _cands(pop, start=0)
-    pop._inject(cands, None)
+    pop.inject(cands, None)
     assert {int(cands[0, m - 1]), int(cands[0, m - 2])} == {first, second}
 
 
@@ -495,3 +495,46 @@ def test_reach_counts_users_shown_an_item():
     _, _, _, _, info = pop.step(actions)
     shown = (info["item_index"] == target) & info["shown"]
     assert pop.reach(target) == int(shown.any(axis=1).sum()) >= 1
+
+
+# --------------------------------------------------------------------------- world phases
+
+
+def test_world_step_is_respond_then_advance():
+    """The population steps its world in two public phases; without coupling in between,
+    they are exactly ``World.step`` (same draws, same outputs)."""
+    from recoworld.envs.world import World
+
+    cfg = make_config().world
+    one, two = World(cfg, 6), World(cfg, 6)
+    for w in (one, two):
+        w.reset(seed=4)
+    rng = np.random.default_rng(0)
+    active = np.array([True, True, False, True, True, True])
+    for _ in range(8):
+        actions = np.argsort(rng.random((6, one.n_candidates)), axis=1)[:, : one.slate_size]
+        a = one.step(actions, active)
+        responded = two.respond(actions, active)
+        np.testing.assert_array_equal(responded.shown, responded.valid & active[:, None])
+        b = two.advance(responded)
+        for x, y in zip(a, b, strict=True):
+            if isinstance(x, dict):
+                assert set(x) == set(y)
+                for key in x:
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+            else:
+                np.testing.assert_array_equal(x, y)
+
+
+def test_population_couples_between_the_world_phases():
+    """``step`` = respond, couple, advance: the ledger and the trending counts change in
+    ``couple`` (before the next candidates), which read them through ``inject``."""
+    pop = make_pop(n_users=30, **no_coupling(trending={"slots": 1}))
+    rng = np.random.default_rng(2)
+    step = pop.respond(random_actions(pop, rng), pop.alive.copy())
+    assert pop.trending.sum() == 0 and not pop.exposure_gini
+    pop.couple(step)
+    assert pop.creator_exposure.sum() == step.shown.sum()
+    assert pop.trending.sum() == (step.responses.click & step.shown).sum()
+    _, _, _, _, info = pop.advance(step)
+    np.testing.assert_array_equal(info["shown"], step.shown)

@@ -28,12 +28,12 @@ TRAIT_KEYS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
 def _parts(model):
     """What ``SegmentedTraits`` draws from: the model's catalog, config and population."""
     return model.catalog, model.config, model.population
 
 
+@pytest.fixture(scope="module")
 def ml_model(movielens):
     # traits only: no preference-weight fit (fast)
     cfg = ParametricUserConfig(source="movielens", fitted_weights=False)

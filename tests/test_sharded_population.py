@@ -218,3 +218,28 @@ def test_shards_as_ray_actors_give_the_same_run():
     result = json.loads(lines[-1][len("RESULT ") :])
     assert len(set(result["pids"])) == 2 and os.getpid() not in result["pids"]
     assert result["reach"] >= 1
+
+
+def test_a_block_holds_the_responded_step_between_begin_and_finish():
+    """No thread pauses a world step: ``begin_step`` runs ``World.respond`` and keeps its
+    result, ``finish_step`` runs ``World.advance`` on it."""
+    import threading
+
+    from recoworld.envs.world import Responded
+
+    pop = ShardedPopulation(config(), shards=2, blocks=2, use_ray=False)
+    pop.reset(0)
+    threads = threading.active_count()
+    shard = pop.shards[0]
+    block = shard.blocks[0]
+    k = pop.world.slate_size
+    actions = np.tile(np.arange(k), (block.capacity, 1))
+    summary = block.begin_step(actions, np.ones(block.capacity, dtype=bool))
+    assert isinstance(block._paused, Responded)
+    assert threading.active_count() == threads
+    assert summary.exposure.sum() == block._paused.shown.sum()
+    with pytest.raises(RuntimeError, match="without begin_step"):
+        pop.shards[1].blocks[0].finish_step({})
+    block.abort()
+    assert block._paused is None
+    pop.close()

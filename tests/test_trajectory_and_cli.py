@@ -102,12 +102,12 @@ def test_cli_rejects_bad_config_naming_the_field(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("world:\n  episode:\n    slate_size: -2\n")
     assert main(["simulate", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
-    assert "slate_size" in capsys.readouterr().out
+    assert "slate_size" in capsys.readouterr().err
     cfg.write_text("simulate:\n  policies: [clairvoyant]\n")
     assert main(["simulate", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
-    assert "clairvoyant" in capsys.readouterr().out
+    assert "clairvoyant" in capsys.readouterr().err
     assert main(["simulate", "--config", str(tmp_path / "none.yaml")]) == 2
-    assert "not found" in capsys.readouterr().out
+    assert "not found" in capsys.readouterr().err
 
 
 def test_cli_catalog_and_config(tmp_path, capsys):

@@ -35,6 +35,7 @@ import numpy as np
 
 from recoworld.catalog.catalog import Catalog
 from recoworld.core.atomic import atomic_write
+from recoworld.core.errors import require
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
@@ -126,6 +127,8 @@ def embed_texts(
     out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
     if not texts:
         return out
+
+    require("torch", "embeddings", "item text embeddings")
 
     import torch
 

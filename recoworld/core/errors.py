@@ -43,3 +43,13 @@ def require(module: str, extra: str, what: str = "") -> None:
 
     if importlib.util.find_spec(module) is None:
         raise MissingExtraError(module, extra, what)
+
+
+class ConfigError(RecoWorldError, ValueError):
+    """A config file or command-line flag is invalid: the message names the file (or flag)
+    and the field; ``hint`` says how to fix it."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        if hint:
+            self.hint = hint

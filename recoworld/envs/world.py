@@ -1,10 +1,17 @@
 """The batched world: B users, one catalog, one step function — the core behind every env.
 
-``World`` owns the loop of one step for all B users at once: take the slates (indices into
-each user's M candidates), let the simulator respond, end sessions (leave or session cap),
-decide returns (retention), compose the reward, update the platform's logs, draw the next
-candidates and encode observations. ``RecoWorldEnv`` is B = 1 of this code,
-``RecoWorldVectorEnv`` uses B natively, and the population env (later) couples many.
+``World`` owns the loop of one step for all B users at once, in two public phases:
+
+- ``respond(actions, active)``: take the slates (indices into each user's M candidates), let
+  the simulator respond, end sessions (leave or session cap), decide returns (retention),
+  compose the reward and update the platform's logs; returns a ``Responded``;
+- ``advance(responded, inject)``: start the next sessions of returning users, draw the next
+  candidates (``inject``, when given, may overwrite slots: a population's shared, follower
+  and trending items) and encode observations; returns what ``step`` returns.
+
+``step`` is ``advance(respond(...))``. ``RecoWorldEnv`` is B = 1 of this code,
+``RecoWorldVectorEnv`` uses B natively, and a population couples its users between the two
+phases (``recoworld.envs.population``).
 
 Episodes: an episode is one user's life of up to ``max_sessions`` sessions. A session ends
 when the user leaves (its choice) or after ``max_session_steps`` steps; then the user returns
@@ -21,6 +28,7 @@ once; the repeated slot is empty (no response, counted in ``info['n_duplicates']
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +51,37 @@ from recoworld.simulators.parametric.segments import resolve_segments
 from recoworld.simulators.parametric.state import UserState
 
 RESPONSE_KEYS = ("click", "watch", "like", "follow", "gift", "utility")
+
+Inject = Callable[[np.ndarray, np.ndarray | None], None]
+"""``inject(cands, rows)``: may overwrite slots of freshly drawn candidates in place (``cands``
+[B, M] for all users when ``rows`` is None, else for users ``rows``)."""
+
+
+@dataclasses.dataclass
+class Responded:
+    """One step between its phases: what ``World.respond`` did, for ``World.advance``."""
+
+    responses: Responses
+    items: np.ndarray  # [B, k] catalog rows of the slates
+    valid: np.ndarray  # [B, k] slots shown (a repeated index is shown once)
+    active: np.ndarray  # [B] users simulated this step
+    left: np.ndarray
+    session_end: np.ndarray
+    returned: np.ndarray
+    gap: np.ndarray
+    last_session: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    reward: np.ndarray
+    terms: dict[str, np.ndarray]
+    session_index: np.ndarray  # before the step
+    step_in_session: np.ndarray
+    truth: dict[str, np.ndarray]  # ground-truth info (empty unless asked for)
+
+    @property
+    def shown(self) -> np.ndarray:
+        """[B, k] slots shown to active users."""
+        return self.valid & self.active[:, None]
 
 
 class World:
@@ -106,9 +145,6 @@ class World:
         self.cands: np.ndarray | None = None
         self.episode_id = np.zeros(n_users, dtype=np.int64)
         self._next_episode = 0
-        self.candidate_hook: Callable[[np.ndarray, np.ndarray | None], None] | None = None
-        # called with (responses, items [B, k], shown [B, k]: valid slots of active users)
-        self.response_hook: Callable[[Responses, np.ndarray, np.ndarray], None] | None = None
         self.seed(None)
 
     def close(self) -> None:
@@ -125,8 +161,10 @@ class World:
             np.random.default_rng(s) for s in ss.spawn(3)
         )
 
-    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start B new episodes; returns batched obs and info."""
+    def reset(
+        self, seed: int | None = None, inject: Inject | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start B new episodes; returns batched obs and info (``inject``: module docstring)."""
         if seed is not None:
             self.seed(seed)
             self._next_episode = 0
@@ -135,10 +173,12 @@ class World:
         self.platform = self._fresh_platform(n)
         self.episode_id = np.arange(self._next_episode, self._next_episode + n, dtype=np.int64)
         self._next_episode += n
-        self.cands = self._sample_candidates(None)
+        self.cands = self._sample_candidates(None, inject)
         return self._observe(), self._reset_info(np.arange(n))
 
-    def reset_rows(self, rows: np.ndarray, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+    def reset_rows(
+        self, rows: np.ndarray, obs: dict[str, np.ndarray], inject: Inject | None = None
+    ) -> dict[str, Any]:
         """Replace users ``rows`` with new ones (autoreset); writes their obs into ``obs``."""
         assert self.state is not None and self.platform is not None and self.cands is not None
         rows = np.asarray(rows, dtype=np.int64)
@@ -146,21 +186,21 @@ class World:
         self.platform.assign(rows, self._fresh_platform(len(rows)))
         self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
         self._next_episode += len(rows)
-        self.cands[rows] = self._sample_candidates(rows)
+        self.cands[rows] = self._sample_candidates(rows, inject)
         sub = self._observe(rows)
         for key, value in sub.items():
             obs[key][rows] = value
         return self._reset_info(rows)
 
-    def _sample_candidates(self, rows: np.ndarray | None) -> np.ndarray:
-        """Candidates for all users (``rows`` None) or for ``rows``; then ``candidate_hook``
-        (when set, e.g. by a population: trending, shared and newly published items) may
+    def _sample_candidates(self, rows: np.ndarray | None, inject: Inject | None) -> np.ndarray:
+        """Candidates for all users (``rows`` None) or for ``rows``; then ``inject`` (when
+        given, e.g. by a population: trending, shared and newly published items) may
         overwrite slots in place."""
         assert self.platform is not None
         history = self.platform.topic_history if rows is None else self.platform.topic_history[rows]
         cands = self.candidates.sample(self.rng_candidates, history)
-        if self.candidate_hook is not None:
-            self.candidate_hook(cands, rows)
+        if inject is not None:
+            inject(cands, rows)
         return cands
 
     def _fresh_platform(self, n: int) -> PlatformState:
@@ -202,8 +242,15 @@ class World:
     def step(
         self, actions: np.ndarray, active: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """One step for all users; users outside ``active`` (the vector env's slots about
-        to be autoreset) are not simulated: no response, no session event, no LLM call."""
+        """One step for all users: ``advance(respond(actions, active))``."""
+        return self.advance(self.respond(actions, active))
+
+    def respond(self, actions: np.ndarray, active: np.ndarray | None = None) -> Responded:
+        """The first phase of a step: the users respond to their slates, sessions end,
+        returns are decided, the reward is composed and the platform's logs are updated.
+        Users outside ``active`` (the vector env's slots about to be autoreset, a
+        population's absent users) are not simulated: no response, no session event, no LLM
+        call. Every ``respond`` is followed by one ``advance``."""
         st, p, cands = self.state, self.platform, self.cands
         if st is None or p is None or cands is None:
             raise RuntimeError("World.step called before reset()")
@@ -245,22 +292,30 @@ class World:
         reward, terms = compose_reward(resp, left, returned, self.config.reward)
 
         self._log_platform(resp, items)
-        if self.response_hook is not None:  # e.g. a population: trending, sharing, publishing
-            self.response_hook(resp, items, valid & active[:, None])
-        cont = np.flatnonzero(session_end & returned & ~last_session)
+        return Responded(
+            resp, items, valid, active, left, session_end, returned, gap, last_session,
+            terminated, truncated, reward, terms, session_index, step_in_session, truth,
+        )  # fmt: skip
+
+    def advance(
+        self, step: Responded, inject: Inject | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """The second phase of a step: returning users start their next session, the next
+        candidates are drawn (``inject``: module docstring) and observed. Returns obs,
+        reward, terminated, truncated and info, as ``step``."""
+        st, p = self.state, self.platform
+        assert st is not None and p is not None
+        cont = np.flatnonzero(step.session_end & step.returned & ~step.last_session)
         if cont.size:
             self.simulator.start_session(st, cont, self.rng_responses)
-            p.start_session(cont, gap[cont])
+            p.start_session(cont, step.gap[cont])
 
-        self.cands = self._sample_candidates(None)
+        self.cands = self._sample_candidates(None, inject)
         obs = self._observe()
-        info = self._step_info(
-            resp, items, valid, left, session_end, returned, gap, terms, session_index,
-            step_in_session,
-        )  # fmt: skip
-        if truth:
-            info.update(truth, instruction_vector=p.instruction.copy())
-        return obs, reward, terminated, truncated, info
+        info = self._step_info(step)
+        if step.truth:
+            info.update(step.truth, instruction_vector=p.instruction.copy())
+        return obs, step.reward, step.terminated, step.truncated, info
 
     def _log_platform(self, resp: Responses, items: np.ndarray) -> None:
         p, st = self.platform, self.state
@@ -293,35 +348,24 @@ class World:
             p.steps_since_instruction[who] = 0.0
             p.instructions_total[who] += 1.0
 
-    def _step_info(
-        self,
-        resp: Responses,
-        items: np.ndarray,
-        valid: np.ndarray,
-        left: np.ndarray,
-        session_end: np.ndarray,
-        returned: np.ndarray,
-        gap: np.ndarray,
-        terms: dict[str, np.ndarray],
-        session_index: np.ndarray,
-        step_in_session: np.ndarray,
-    ) -> dict[str, Any]:
+    def _step_info(self, step: Responded) -> dict[str, Any]:
+        resp, items = step.responses, step.items
         info: dict[str, Any] = {
             "episode_id": self.episode_id.copy(),
-            "session": session_index,
-            "step_in_session": step_in_session,
+            "session": step.session_index,
+            "step_in_session": step.step_in_session,
             "item_index": items,
             "item_ids": self.catalog.item_ids[items],
-            "shown": valid,
-            "n_duplicates": (~valid).sum(1),
+            "shown": step.valid,
+            "n_duplicates": (~step.valid).sum(1),
             **{key: getattr(resp, key) for key in RESPONSE_KEYS},
-            "left": left,
-            "session_end": session_end,
-            "returned": returned,
-            "gap_hours": gap,
+            "left": step.left,
+            "session_end": step.session_end,
+            "returned": step.returned,
+            "gap_hours": step.gap,
             "satisfaction": resp.satisfaction,
             "instructed": resp.instructed,
-            **{f"reward_{k}": v for k, v in terms.items()},
+            **{f"reward_{k}": v for k, v in step.terms.items()},
         }
         source = resp.extra.get("decision_source")
         if source is not None:  # LLM users: who decided each user's step

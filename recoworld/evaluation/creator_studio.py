@@ -22,10 +22,21 @@ The report (``StudioReport``) gives click, watch, like and follow rates with boo
 the paired differences against the comparables, and a sample of the users' reasons,
 mindsets and instructions. ``recoworld population test-item`` prints it and writes
 ``studio.json`` and ``studio.md``.
+
+With ``llm_user.mode: generate`` the model answers each slate as JSON; an answer that still
+fails validation after the repairs (the embedded 135M model's JSON is sometimes cut off at
+the token limit) is recorded and that user takes the parametric model's decision
+(``llm_user.on_invalid: record``, the default; ``raise`` stops the run instead). The report
+counts those fallbacks (``decisions``) for the new item and for the comparables.
+
+With an output directory, the manifest is written before the simulation and each slate's
+per-user results (``slates/*.json``) as soon as it is done, so a run that fails keeps what
+it produced; the failure itself is written to ``studio.failed.json``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -215,6 +226,10 @@ def _one_slate(
         out["segment"] = np.asarray(world.state.segment) if world.state is not None else None
         for key in ("reasoning", "mindset", "instruction"):
             out[key] = list(info.get(key, [None] * config.users))
+        source = info.get("decision_source")
+        out["decision_source"] = (
+            [None] * config.users if source is None else [source[b] for b in rows]
+        )
         stats = getattr(world.simulator, "stats", {})
         out["narration"] = {
             "llm": int(stats.get("narrated", 0)),
@@ -225,11 +240,36 @@ def _one_slate(
         world.close()
 
 
+def _decision_counts(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """How the users of ``runs`` decided: by the LLM's answer (``llm``) or, where the answer
+    was invalid after the repairs and recorded, by the parametric model (``fallback``)."""
+    sources = [s for run in runs for s in run["decision_source"]]
+    return {
+        "llm": sum(1 for s in sources if s in ("llm_generate", "llm_score")),
+        "fallback": sum(1 for s in sources if s == "fallback_parametric"),
+    }
+
+
+def slate_record(label: str, title: str, run: dict[str, Any]) -> dict[str, Any]:
+    """One slate's per-user results as JSON (what ``run_studio`` keeps in ``slates/``)."""
+    per_user = {}
+    for key, value in run.items():
+        if key in ("segment", "narration"):
+            continue
+        per_user[key] = np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
+    return {"slate": label, "title": title, "narration": run["narration"], "users": per_user}
+
+
 def evaluate_item(
-    item: NewItem, config: StudioConfig, llm_backend: LLMBackend | None = None
+    item: NewItem,
+    config: StudioConfig,
+    llm_backend: LLMBackend | None = None,
+    on_slate: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Simulate the segment's response to ``item`` and to comparable existing items; returns
-    the report (a JSON-ready dict; ``format_report`` renders it)."""
+    the report (a JSON-ready dict; ``format_report`` renders it). ``on_slate(label, title,
+    result)`` is called after each slate (``new_item``, then ``comparable_1``, ...), e.g. to
+    keep partial results of a run that fails later."""
     cfg = _segment_world(config)
     base, movielens = load_catalog(cfg.catalog)
     # the users are fitted to the original rating log (cached); the catalog gains the item
@@ -240,9 +280,13 @@ def evaluate_item(
     owned = None
     if cfg.simulator != "parametric" and backend is None:
         backend = owned = make_backend(cfg.llm)
+    shown = [("new_item", new)] + [(f"comparable_{i + 1}", int(c)) for i, c in enumerate(comps)]
+    runs = []
     try:
-        runs = [_one_slate(cfg, catalog, movielens, new, config, backend)]
-        runs += [_one_slate(cfg, catalog, movielens, int(c), config, backend) for c in comps]
+        for label, index in shown:
+            runs.append(_one_slate(cfg, catalog, movielens, index, config, backend))
+            if on_slate is not None:
+                on_slate(label, catalog.titles[index], runs[-1])
     finally:
         if owned is not None:
             owned.close()
@@ -290,6 +334,17 @@ def evaluate_item(
         "rates": rates,
         "samples": samples,
         "narration": first["narration"],
+        "decisions": (
+            {
+                "mode": cfg.llm_user.mode,
+                "on_invalid": cfg.llm_user.on_invalid,
+                "max_repairs": (backend.config if backend is not None else cfg.llm).max_repairs,
+                "new_item": _decision_counts([first]),
+                "comparables": _decision_counts(rest),
+            }
+            if cfg.simulator == "llm"
+            else None
+        ),
     }
 
 
@@ -341,6 +396,17 @@ def format_report(report: dict[str, Any]) -> str:
                 lines.append(f"  - {key}: {s[key]}")
         if s["left"]:
             lines.append("  - left the app after this slate")
+    dec = report.get("decisions") or {}
+    if dec.get("mode") == "generate":
+        new, comp = dec["new_item"], dec["comparables"]
+        lines += [
+            "",
+            f"Decisions: {new['fallback']} of {new['llm'] + new['fallback']} LLM answers for the "
+            f"new item and {comp['fallback']} of {comp['llm'] + comp['fallback']} for the "
+            f"comparable items were invalid after {dec['max_repairs']} repair(s) and fell back "
+            f"to the parametric user model's decision (llm_user.on_invalid: {dec['on_invalid']};"
+            " decision_source 'fallback_parametric').",
+        ]
     nar = report.get("narration") or {}
     if nar.get("llm", 0) + nar.get("template", 0) > 0:
         lines += [
@@ -376,12 +442,28 @@ def run_studio(
     if simulator is not None:
         world_cfg = world_cfg.model_copy(update={"simulator": simulator})
     config = StudioConfig(world=world_cfg, segment=segment, users=users, **options)
-    report = evaluate_item(item, config)
-    if out_dir is not None:
-        out = Path(out_dir)
-        write_manifest(out, {"studio": config.model_dump(mode="json"), "item": item.model_dump()},
-                       config.seed)  # fmt: skip
-        atomic_write_json(report, out / "studio.json")
-        text = format_report(report)
-        atomic_write(out / "studio.md", lambda tmp: Path(tmp).write_text(text))
+    if out_dir is None:
+        return evaluate_item(item, config)
+    out = Path(out_dir)
+    # the manifest first and each slate as it is done: a run that fails keeps what it made
+    write_manifest(out, {"studio": config.model_dump(mode="json"), "item": item.model_dump()},
+                   config.seed)  # fmt: skip
+    done: list[str] = []
+
+    def keep(label: str, title: str, run: dict[str, Any]) -> None:
+        atomic_write_json(slate_record(label, title, run), out / "slates" / f"{label}.json")
+        done.append(label)
+
+    failed = out / "studio.failed.json"
+    try:
+        report = evaluate_item(item, config, on_slate=keep)
+    except BaseException as err:
+        atomic_write_json(
+            {"error": f"{type(err).__name__}: {err}", "completed_slates": done}, failed
+        )
+        raise
+    atomic_write_json(report, out / "studio.json")
+    text = format_report(report)
+    atomic_write(out / "studio.md", lambda tmp: Path(tmp).write_text(text))
+    failed.unlink(missing_ok=True)
     return report

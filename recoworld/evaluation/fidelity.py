@@ -2,8 +2,8 @@
 and say what they mean? The logic behind ``benchmarks/fidelity.py``.
 
 (a) Persona consistency (``persona_consistency``): slates of items from a user's liked topics
-    and from its disliked topics (the persona of ``simulators.persona``), answered by the real
-    ``respond`` on a fresh copy of the user; click rate on liked vs disliked items.
+    and from its disliked topics (the persona of ``simulators.parametric.persona``), answered
+    by the real ``respond`` on a fresh copy of the user; click rate on liked vs disliked items.
 
 (b) Preference alignment on real MovieLens (``holdout_split``, ``sample_negatives``,
     ``evaluate_scorers``): per user with enough likes, the last ``n_holdout`` liked films

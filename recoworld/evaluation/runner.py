@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -44,6 +43,12 @@ from recoworld.catalog import Catalog, load_catalog
 from recoworld.core.atomic import atomic_write_json, atomic_write_parquet
 from recoworld.core.config import StrictModel, read_yaml_mapping
 from recoworld.core.manifest import git_state, write_manifest
+from recoworld.core.stats import (
+    normal_interval,
+    percentile_interval,
+    resample_weights,
+    weighted_means,
+)
 from recoworld.envs.config import WorldConfig, resolve_world_config
 from recoworld.envs.trajectory import TrajectoryLog
 from recoworld.llm import LLMBackend, make_backend
@@ -341,48 +346,8 @@ def set_metrics(item_counts: np.ndarray, creator_counts: np.ndarray) -> dict[str
     }
 
 
-# ---------------------------------------------------------------------- statistics
-def _ci(samples: np.ndarray, level: float) -> tuple[float | None, float | None]:
-    samples = samples[~np.isnan(samples)]
-    if len(samples) == 0:
-        return None, None
-    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
-def _se_ci(
-    point: float | None, samples: np.ndarray, level: float
-) -> tuple[float | None, float | None]:
-    """Normal CI around ``point`` with the bootstrap standard error: for set metrics, whose
-    resamples are biased (a resample of lives repeats some, so it covers fewer items)."""
-    samples = samples[~np.isnan(samples)]
-    if point is None or len(samples) < 2:
-        return None, None
-    z = NormalDist().inv_cdf((1 + level) / 2)
-    se = float(samples.std(ddof=1))
-    return point - z * se, point + z * se
-
-
 def _num(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
-
-
-def _boot_weights(n_units: int, n_boot: int, seed: int) -> np.ndarray:
-    """[n_boot, n_units] resample counts (each row: a bootstrap resample of the units)."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_units, size=(n_boot, n_units))
-    w = np.zeros((n_boot, n_units))
-    np.add.at(w, (np.repeat(np.arange(n_boot), n_units), draws.ravel()), 1.0)
-    return w
-
-
-def _weighted_means(values: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per resample, the mean of ``values`` (NaN ignored) under resample weights ``w``."""
-    ok = ~np.isnan(values)
-    num = w[:, ok] @ values[ok]
-    den = w[:, ok].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan)
 
 
 # ---------------------------------------------------------------------- the run
@@ -518,12 +483,12 @@ def summarize_runs(
             continue
         pooled = {p: _pool([runs[(w, p, s)] for s in seeds]) for p in policies}
         n_units = len(next(iter(pooled.values()))["units"])
-        wts = _boot_weights(n_units, config.n_boot, seed=0)
+        wts = resample_weights(n_units, config.n_boot, seed=0)
         boot: dict[str, dict[str, np.ndarray]] = {}
         for p, d in pooled.items():
             if len(d["units"]) != n_units:
                 raise RuntimeError(f"{w}/{p}: {len(d['units'])} lives, expected {n_units}")
-            boot[p] = {m: _weighted_means(d["life"][m], wts) for m in LIFE_METRICS}
+            boot[p] = {m: weighted_means(d["life"][m], wts) for m in LIFE_METRICS}
             ic, cc = wts @ d["item_exposure"], wts @ d["creator_exposure"]
             for m in SET_METRICS:
                 boot[p][m] = np.array([set_metrics(ic[i], cc[i])[m] for i in range(len(wts))])
@@ -536,9 +501,9 @@ def summarize_runs(
                     if np.any(~np.isnan(d["life"][m])) else np.nan
                 )  # fmt: skip
                 if m in SET_METRICS:
-                    lo, hi = _se_ci(_num(mean), boot[p][m], config.level)
+                    lo, hi = normal_interval(_num(mean), boot[p][m], config.level)
                 else:
-                    lo, hi = _ci(boot[p][m], config.level)
+                    lo, hi = percentile_interval(boot[p][m], config.level)
                 n = n_units if m in SET_METRICS else int(np.sum(~np.isnan(d["life"][m])))
                 results.append({"world": w, "policy": p, "metric": m, "mean": _num(mean),
                                 "lo": lo, "hi": hi, "n": n})  # fmt: skip
@@ -561,9 +526,9 @@ def summarize_runs(
                     pm, bm = means.get((p, m)), means.get((b, m))
                     diff = None if pm is None or bm is None else pm - bm
                     if m in SET_METRICS:
-                        lo, hi = _se_ci(diff, boot[p][m] - boot[b][m], config.level)
+                        lo, hi = normal_interval(diff, boot[p][m] - boot[b][m], config.level)
                     else:
-                        lo, hi = _ci(boot[p][m] - boot[b][m], config.level)
+                        lo, hi = percentile_interval(boot[p][m] - boot[b][m], config.level)
                     paired.append({"world": w, "policy": p, "metric": m, "baseline": b,
                                    "diff": diff, "lo": lo, "hi": hi, "n": n_units})  # fmt: skip
         curves[w] = {p: _curves(pooled[p]) for p in policies}

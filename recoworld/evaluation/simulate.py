@@ -11,6 +11,8 @@ atomically.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,13 @@ from recoworld.policies.baselines import make_baseline
 from recoworld.policies.rollout import SimulateConfig, run_policy, step_policy
 
 
-def plot_retention(summary: dict[str, dict[str, Any]], path: Path) -> Path:
+def plot_retention(summary: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    """Write the retention plot; without matplotlib (the ``report`` extra) skip it with a
+    one-line note on stderr and return None (summary.json holds the same numbers)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print("note: retention.png skipped: matplotlib is not installed "
+              "(pip install 'recoworld[report]')", file=sys.stderr)  # fmt: skip
+        return None
     import matplotlib
 
     matplotlib.use("Agg")

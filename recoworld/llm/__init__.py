@@ -7,6 +7,7 @@ schema)`` returns validated ``Completion``s (see ``base``)."""
 
 from __future__ import annotations
 
+from recoworld.core.errors import require
 from recoworld.core.paths import cache_dir
 from recoworld.llm.base import LLMBackend
 from recoworld.llm.cache import ResponseCache
@@ -50,9 +51,11 @@ def make_backend(config: LLMConfig | None = None) -> LLMBackend:
 
         return VLLMBackend(cfg, cache)
     if cfg.backend == "ray_vllm":
+        require("ray", "rllib", "the ray_vllm LLM backend")
         from recoworld.llm.ray_pool import RayVLLMBackend
 
         return RayVLLMBackend(cfg, cache)
+    require("httpx", "llm", "the openai LLM backend")
     from recoworld.llm.openai_backend import OpenAIBackend
 
     return OpenAIBackend(cfg, cache)

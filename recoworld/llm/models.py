@@ -10,7 +10,7 @@ place, so an interrupted run never leaves a half-written model that would be pic
 ``resolve_model("embedded")`` prepares and returns that directory; an existing local directory
 is returned as is; anything else is passed through as a hub name (which needs network access
 wherever it is used). This model cannot play a persona or verbalise a user's state
-(PLATFORM.md): it is the working default for the plumbing, not a source of fidelity.
+(docs/platform.md): it is the working default for the plumbing, not a source of fidelity.
 """
 
 from __future__ import annotations

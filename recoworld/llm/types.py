@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from recoworld.core.errors import RecoWorldError
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -85,12 +87,20 @@ class Completion:
         return self.parsed is not None
 
 
-class LLMError(RuntimeError):
+class LLMError(RecoWorldError, RuntimeError):
     """Base class of every LLM-side failure; the message names the request."""
+
+    hint = "check the `llm:` section of the world config; rerun with --debug for the traceback"
 
 
 class BackendError(LLMError):
     """The transport failed (HTTP error, timeout, engine failure) after all retries."""
+
+    hint = (
+        "check that the LLM server at `llm.base_url` is running and serves `llm.model` "
+        "(e.g. `vllm serve MODEL --port 8000`), or set `llm.backend: vllm` for the "
+        "in-process engine"
+    )
 
     def __init__(self, request_id: str, message: str) -> None:
         super().__init__(f"request {request_id!r}: {message}")
@@ -99,6 +109,12 @@ class BackendError(LLMError):
 
 class StructuredOutputError(LLMError):
     """The model's output did not validate against the schema after every repair attempt."""
+
+    hint = (
+        "the model's answers did not fit the schema: use a larger model (`llm.model`), raise "
+        "`llm.max_repairs`, or set `llm.on_invalid: record` to keep going with recorded "
+        "fallbacks"
+    )
 
     def __init__(self, request_id: str, schema: str, errors: list[str], texts: list[str]):
         detail = "; ".join(e.splitlines()[0] for e in errors[-3:])

@@ -14,8 +14,9 @@ spec, its modules) and exposes an ``AlgorithmSpec``:
 
 ``ALGORITHMS`` maps names to ``"module:attribute"`` and is resolved lazily, so naming an
 algorithm imports only its own module. Adding an algorithm is one folder and one line here,
-or ``register_algorithm(name, spec)`` from any module (a plugin, a test). ``load_recommender(checkpoint)`` reads which
-algorithm wrote a checkpoint from the run's ``manifest.json`` (``train.algo``) next to it.
+or ``register_algorithm(name, spec)`` from any module (a plugin, a test).
+``load_recommender(checkpoint)`` reads which algorithm wrote a checkpoint from the run's
+``manifest.json`` (``train.algo``) next to it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from recoworld.core.errors import CheckpointError
 
 if TYPE_CHECKING:
     from recoworld.core.config import StrictModel
@@ -98,5 +101,5 @@ def load_recommender(path: str | Path, name: str, algo: str | None = None) -> Re
     manifest when not given)."""
     path = Path(path).resolve()
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}")
     return algorithm_spec(algo or checkpoint_algo(path)).from_checkpoint(path, name)

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from recoworld.core.errors import require
 from recoworld.envs import ENV_ID
 from recoworld.envs.config import WorldConfig
 
@@ -43,6 +44,7 @@ def ensure_ray(num_cpus: int) -> None:
     its own, so ``num_cpus`` is not passed); nothing when Ray is already initialised."""
     import os
 
+    require("ray", "rllib", "Ray")
     import ray
 
     if ray.is_initialized():

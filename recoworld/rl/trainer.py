@@ -20,7 +20,7 @@ and runs ``iterations`` training iterations with a rich progress bar. Under ``ou
 Ray is started once per process with ``num_cpus`` CPUs (``ray.init``; reused when already
 running). ``num_env_runners=0`` samples in the driver process, the right choice on small
 machines; raise it on a cluster. Torch uses ``torch_threads`` threads (1 by default:
-PLATFORM.md measured tiny ops 400-800x slower with 2 threads on 2 cores).
+docs/platform.md#threads-and-torch measured tiny ops 400-800x slower with 2 threads on 2 cores).
 """
 
 from __future__ import annotations
@@ -34,12 +34,16 @@ from typing import Any
 import numpy as np
 
 from recoworld.core.atomic import atomic_write_text
+from recoworld.core.errors import require
 from recoworld.core.manifest import write_manifest
 from recoworld.envs.config import WorldConfig
 from recoworld.policies.rollout import SimulateConfig, run_policy
 from recoworld.rl.config import TrainConfig
 from recoworld.rl.registry import AlgorithmSpec, algorithm_spec
 from recoworld.rl.runtime import ensure_ray, save_checkpoint
+
+for _module in ("ray", "torch", "tensorboardX"):  # before the config names an algorithm module
+    require(_module, "rllib", "RL training (recoworld train)")
 
 SCALARS = {
     "episode_return_mean": ("env_runners", "episode_return_mean"),

@@ -21,7 +21,7 @@ class LLMUserConfig(StrictModel):
         "and position from the user state; reasons and mindset still written by the model. "
         "'generate': the model reviews the slate as JSON (skip/click, watch, like, follow, "
         "gift, reason), rewrites its mindset, rates satisfaction, may write an instruction "
-        "and decides to leave. Small models track a persona only in 'score' (PLATFORM.md).",
+        "and decides to leave. Small models track a persona only in 'score' (docs/platform.md).",
     )
     score_scale: float = Field(
         4.0, ge=0.0, description="score mode: logit units per nat of log-prob contrast."
@@ -40,6 +40,14 @@ class LLMUserConfig(StrictModel):
     )
     memory_sessions: int = Field(
         3, ge=0, description="Summaries of past sessions kept in the prompt."
+    )
+    on_invalid: Literal["raise", "record"] = Field(
+        "record",
+        description="generate mode: what happens when a user's answer still fails validation "
+        "after llm.max_repairs re-asks. 'record': that user takes the parametric model's "
+        "decision for the step, flagged in decision_source ('fallback_parametric') and counted "
+        "(stats['generate_fallback']); 'raise': StructuredOutputError naming the request. "
+        "(llm.on_invalid applies to direct backend calls, not to the user's turn.)",
     )
     description_chars: int = Field(
         160, ge=0, description="generate mode: item description characters shown."

@@ -10,7 +10,7 @@ its persona. A paraphrase is kept only if it looks like something a user typed (
 no echo of the prompt, not cut off: ``looks_clean``) and ``InstructionParser`` reads it back
 to the same fields; otherwise the template stands and the fallback is counted (invalid
 output, unclean text, or a mismatch), so the recommender never reads a sentence that says
-something the user does not want. PLATFORM.md measured that the embedded 135M model cannot
+something the user does not want. docs/platform.md measured that the embedded 135M model cannot
 verbalise a state (0-1 % correct): with it, expect the template to stand almost always; a
 capable model (an HF directory or an OpenAI-compatible server, via ``LLMConfig``) produces
 real language through the same path.

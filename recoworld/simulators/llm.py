@@ -32,11 +32,13 @@ Two decision modes (``LLMUserConfig.mode``), both real:
   (``InstructionParser``), which become the user's active instruction; satisfaction is the
   model's rating moved by ``instruction_satisfaction_weight`` x how much of the slate
   honours that instruction, so following it pays even when a small model ignores its
-  memory. With ``llm.on_invalid: record`` a user whose answer still fails after the repairs
-  takes the parametric decision for that step, flagged per user in
-  ``Responses.extra["decision_source"]`` and counted in ``stats`` (never silent).
+  memory. A user whose answer still fails after the repairs takes the parametric decision
+  for that step, flagged per user in ``Responses.extra["decision_source"]`` and counted in
+  ``stats["generate_fallback"]`` (never silent): ``llm_user.on_invalid: record``, the
+  default, since the embedded 135M model's JSON is sometimes cut off at the token limit;
+  ``llm_user.on_invalid: raise`` raises ``StructuredOutputError`` instead.
 
-PLATFORM.md measured that 135M-270M models ignore a persona when generating decisions and
+docs/platform.md measured that 135M-270M models ignore a persona when generating decisions and
 track it only through contrastive scoring, hence ``score`` is the default; a capable model
 (an HF directory or an OpenAI-compatible server) plugs in through ``LLMConfig`` for either
 mode. Item text is data: it is fenced and escaped in every prompt (``prompts.fence``), and
@@ -289,7 +291,9 @@ class LLMUserModel(HybridUserModel):
             )
             for person, r in zip(people, rows, strict=True)
         ]
-        turns = self.backend.generate(requests, schema) if requests else []
+        turns = (
+            self.backend.generate(requests, schema, on_invalid=cfg.on_invalid) if requests else []
+        )
         failed = np.zeros(b, dtype=bool)
         answered = np.zeros(b, dtype=bool)
         parsed: dict[int, Any] = {}

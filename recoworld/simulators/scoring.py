@@ -1,7 +1,7 @@
 """Contrastive log-probability scoring: how much an LLM thinks a user with these tastes would
 pick an item, without asking it to generate a decision.
 
-PLATFORM.md measured on small models that yes/no and pick-a-number prompts are at chance,
+docs/platform.md measured on small models that yes/no and pick-a-number prompts are at chance,
 that negations are read as relevance ("you can't stand jazz" -> jazz is relevant), and that
 the contrastive form without negation tracks a persona (97-99 % pairwise on an easy test):
 

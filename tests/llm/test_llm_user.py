@@ -199,16 +199,16 @@ def test_generate_mode_instruction_becomes_state_and_pays(small_catalog):
 def test_generate_failures_are_recorded_not_silent(small_catalog):
     k = 3
     backend = ScriptedBackend(lambda r: '{"reviews": "nonsense"}')
-    backend.config = LLMConfig(cache=False, max_repairs=0, on_invalid="record")
-    sim = model(small_catalog, backend, mode="generate")
+    backend.config = LLMConfig(cache=False, max_repairs=0)
+    sim = model(small_catalog, backend, mode="generate")  # llm_user.on_invalid: record (default)
     rng = np.random.default_rng(6)
     state = sim.sample_users(3, rng)
     items = slate(state, small_catalog, k, rng)
     resp = sim.respond(state, items, np.ones_like(items, bool), rng)
     assert set(resp.extra["decision_source"]) == {"fallback_parametric"}
     assert sim.stats["generate_fallback"] == 3 and (state.session_step == 1).all()
-    # with on_invalid="raise" (the default) the error names the request
-    backend.config = LLMConfig(cache=False, max_repairs=0)
+    # with llm_user.on_invalid="raise" the error names the request
+    sim = model(small_catalog, backend, mode="generate", on_invalid="raise")
     from recoworld.llm import StructuredOutputError
 
     with pytest.raises(StructuredOutputError, match="llm-user/turn/row-0"):

@@ -120,7 +120,8 @@ def test_fault_mid_run_keeps_trajectory(tmp_path, small_config, failure, error):
     server.actions = [("ok", _turn(3))] * (users * good_steps) + [failure] * 40
     world = WorldConfig.model_validate({
         **small_config.model_dump(), "simulator": "llm",
-        "llm_user": {"mode": "generate"},
+        # raise (not the default record): this test is about a fault ending the run
+        "llm_user": {"mode": "generate", "on_invalid": "raise"},
         "llm": {"backend": "openai", "base_url": server.url, "model": "scripted",
                 "cache": False, "max_retries": 1, "backoff_s": 0.01, "timeout_s": 0.5,
                 "max_repairs": 1},

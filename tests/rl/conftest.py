@@ -1,4 +1,4 @@
-"""Ray is started once per test session, for the tests that train (PLATFORM.md)."""
+"""Ray is started once per test session, for the tests that train (docs/platform.md#rllib-notes)."""
 
 from __future__ import annotations
 

@@ -24,6 +24,12 @@ couple through the platform:
   what RLIV-UA's sparse cross-request pairs are made of (``pair_history``). They cost 10
   bytes per (user slot, creator), the same order as the users' creator affinity.
 
+A step drives the world through its two phases: ``World.respond`` (the users respond), then
+``couple`` (pair histories, then ``exchange``: ledger, trending, shares, publishing), then
+``World.advance`` (next candidates, their slots filled by ``inject``). The coupling is defined
+once, in ``recoworld.envs.population.coupling``, for this population and the sharded one
+(``recoworld.envs.population.sharded``).
+
 Users join (``arrival_rate`` per step, Poisson, until ``capacity``) and leave: a user whose
 episode ends (left for good, or its last allowed session ended) never comes back. Users come
 from the world's ``segments`` when set. Every simulator mode works; an LLM world sends the
@@ -46,29 +52,24 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from recoworld.catalog import Catalog, MovieLensData, load_catalog
-from recoworld.core.arrays import gather_bits
-from recoworld.envs.population.config import PopulationConfig, PublishingConfig
-from recoworld.envs.world import World
+from recoworld.envs.population.config import PopulationConfig
+from recoworld.envs.population.coupling import (
+    SHARED_NOTE,
+    CandidateSlots,
+    PlatformCoupling,
+    StepSummary,
+    reach_of,
+    watts_strogatz,
+)
+from recoworld.envs.world import Responded, World
 from recoworld.llm import LLMBackend
 from recoworld.metrics import gini
 from recoworld.simulators.base import Responses
 
-SHARED_NOTE = "shared by a friend"
-
-
-def watts_strogatz(n: int, degree: int, rewire: float, rng: np.random.Generator) -> np.ndarray:
-    """[n, degree] friend lists: a ring lattice (degree/2 neighbours on each side) with each
-    edge's far end rewired to a uniform random user with probability ``rewire`` (directed
-    lists; a rewired edge that would point to the user itself goes to the next user)."""
-    if degree == 0 or n < 2:
-        return np.zeros((n, 0), dtype=np.int64)
-    half = degree // 2
-    offsets = np.concatenate([np.arange(1, half + 1), -np.arange(1, half + 1)])
-    friends = (np.arange(n)[:, None] + offsets[None, :]) % n
-    moved = rng.random(friends.shape) < rewire
-    new = rng.integers(0, n, size=friends.shape)
-    new = np.where(new == np.arange(n)[:, None], (new + 1) % n, new)
-    return np.where(moved, new, friends).astype(np.int64)
+__all__ = [
+    "SHARED_NOTE", "Population", "PopulationEnv", "env", "hold_back_newest", "parallel_env",
+    "raw_env", "watts_strogatz",
+]  # fmt: skip
 
 
 def hold_back_newest(
@@ -93,212 +94,73 @@ def hold_back_newest(
     return reordered, ml
 
 
-def share_pushes(
-    users: np.ndarray,
-    liked_items: np.ndarray,
-    friends: np.ndarray,
-    alive: np.ndarray,
-    p: float,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The shares of one step: ``users[i]`` liked ``liked_items[i]`` (in row-major order of
-    the liked slots); each goes to each friend with probability ``p`` (one uniform per
-    (like, friend) from ``rng``). Returns (recipient, item) pushes to alive recipients, in
-    push order. Split from the delivery so that a sharded population draws it once, globally
-    (``recoworld.envs.population.sharded``)."""
-    targets = friends[users]  # [L, degree]
-    keep = rng.random(targets.shape) < p
-    to = targets[keep]
-    what = np.broadcast_to(liked_items[:, None], targets.shape)[keep]
-    ok = alive[to]
-    return to[ok], what[ok]
-
-
-def deliver_shares(inbox: np.ndarray, to: np.ndarray, what: np.ndarray) -> None:
-    """Push ``what[i]`` into inbox row ``to[i]``, in order: newest first, a full inbox drops its
-    oldest item (only the last ``inbox.shape[1]`` pushes to a row fit)."""
-    if to.size == 0:
-        return
-    order = np.argsort(to, kind="stable")
-    to, what = to[order], what[order]
-    # rank of each push among the pushes to the same user (0 = first)
-    starts = np.flatnonzero(np.r_[True, to[1:] != to[:-1]])
-    rank = np.arange(len(to)) - np.repeat(starts, np.diff(np.r_[starts, len(to)]))
-    size = inbox.shape[1]
-    counts = np.bincount(to, minlength=inbox.shape[0])
-    shift = np.minimum(counts, size)
-    # shift the existing inbox right by the number of new items, then write them
-    rows = np.flatnonzero(shift)
-    cols = np.arange(size)[None, :] - shift[rows][:, None]
-    old = np.where(cols >= 0, np.take_along_axis(inbox[rows], np.maximum(cols, 0), 1), -1)
-    inbox[rows] = old
-    newest = rank >= counts[to] - size  # only the last `size` pushes fit
-    pos = counts[to][newest] - 1 - rank[newest]
-    inbox[to[newest], pos] = what[newest]
-
-
-def ledger_report(pop: Any) -> dict[str, Any]:
-    """The creator ledger of ``pop`` (anything with ``creator_exposure`` / ``_clicks`` /
-    ``_follows`` / ``_gifts`` arrays): per-creator totals and the exposure Gini."""
-    return {
-        "exposure_gini": gini(pop.creator_exposure),
-        "exposure": pop.creator_exposure.tolist(),
-        "clicks": pop.creator_clicks.tolist(),
-        "follows": pop.creator_follows.tolist(),
-        "gifts": pop.creator_gifts.tolist(),
-    }
-
-
-def release_uploads(
-    pub: PublishingConfig,
-    n_items: int,
-    n_released: int,
-    uploads: np.ndarray,
-    t: int,
-    rng: np.random.Generator,
-) -> tuple[int, np.ndarray]:
-    """One step of the publishing schedule: every ``pub.every`` steps a Poisson batch of the
-    held-back items (the next indices after the ``n_released`` available ones) is released
-    and stamped with step ``t``. Returns (new ``n_released``, ``uploads`` rows (item, step),
-    the latest 256)."""
-    left = n_items - n_released
-    if left == 0 or pub.rate <= 0 or (t + 1) % pub.every:
-        return n_released, uploads
-    count = min(int(rng.poisson(pub.rate * pub.every)), left)
-    if count == 0:
-        return n_released, uploads
-    new = np.arange(n_released, n_released + count)
-    stamp = np.column_stack([new, np.full(count, t, dtype=np.int64)])
-    return n_released + count, np.vstack([uploads, stamp])[-256:]
-
-
-class Population:
+class Population(PlatformCoupling, CandidateSlots):
     """The batched, coupled population core (see the module docstring)."""
 
+    rng: np.random.Generator
+
     def __init__(self, config: PopulationConfig, llm_backend: LLMBackend | None = None) -> None:
-        self.config = config
         catalog, movielens = load_catalog(config.world.catalog)
         catalog, movielens = hold_back_newest(catalog, movielens, config.publishing.reserve)
-        self.capacity = config.max_users
+        self._init_platform(config, catalog)
         self.world = World(config.world, self.capacity, catalog, movielens, llm_backend)
-        self.world.candidate_hook = self._inject
-        self.world.response_hook = self._couple
-        self.catalog = catalog
-        n, m = self.capacity, self.world.n_candidates
-        self.n_released = catalog.n_items - config.publishing.reserve
-        self.alive = np.zeros(n, dtype=bool)
-        self.joined = np.zeros(n, dtype=bool)
-        self.friends = np.zeros((n, 0), dtype=np.int64)
-        self.inbox = np.full((n, config.social.inbox_size), -1, dtype=np.int64)
-        self.shared = np.zeros((n, m), dtype=bool)  # slots filled from the inbox
-        self.trending = np.zeros(catalog.n_items)
-        self.creator_exposure = np.zeros(catalog.n_creators)
-        self.creator_clicks = np.zeros(catalog.n_creators)
-        self.creator_follows = np.zeros(catalog.n_creators)
-        self.creator_gifts = np.zeros(catalog.n_creators)
-        self.exposure_gini: list[float] = []
+        self._init_slots(self.capacity)
+        n = self.capacity
         self.pair_exposure = np.zeros((n, catalog.n_creators), dtype=np.uint16)
         self.pair_clicks = np.zeros((n, catalog.n_creators), dtype=np.uint16)
         self.pair_gifts = np.zeros((n, catalog.n_creators), dtype=np.uint16)
         self.pair_last_shown = np.full((n, catalog.n_creators), -1, dtype=np.int32)
-        self.uploads = np.zeros((0, 2), dtype=np.int64)  # rows: (item, step published)
-        self.t = 0
-        self.rng = np.random.default_rng()
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         """Fresh users in the first ``n_users`` slots (the others wait for arrivals); returns
         the batched observation of all slots."""
-        cfg = self.config
-        # the world spawns three streams from this seed (users, candidates, responses): the
-        # population's own draws (graph, sharing, trending, publishing, arrivals) take a fourth
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
-        self.friends = watts_strogatz(self.capacity, cfg.social.degree, cfg.social.rewire, self.rng)
-        self.n_released = self.catalog.n_items - cfg.publishing.reserve
-        self.world.candidates.set_available(self.n_released)
-        self.inbox.fill(-1)
-        self.shared[:] = False
-        self.trending[:] = 0.0
-        for ledger in (self.creator_exposure, self.creator_clicks, self.creator_follows,
-                       self.creator_gifts):  # fmt: skip
-            ledger[:] = 0.0
-        self.exposure_gini = []
+        self.reset_platform(seed)
+        self.reset_slots()
         for pairs in (self.pair_exposure, self.pair_clicks, self.pair_gifts):
             pairs[:] = 0
         self.pair_last_shown[:] = -1
-        self.uploads = np.zeros((0, 2), dtype=np.int64)
-        self.t = 0
-        self.alive[:] = False
-        self.alive[: cfg.n_users] = True
-        self.joined[:] = self.alive
-        obs, _ = self.world.reset(seed=seed)
+        obs, _ = self.world.reset(seed=seed, inject=self.inject)
         return obs
 
-    def arrivals(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """New users joining this step (slots never used before); writes their observations
-        into ``obs``; returns their slots."""
-        rate = self.config.arrival_rate
-        free = np.flatnonzero(~self.joined)
-        if rate <= 0 or free.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        count = min(int(self.rng.poisson(rate)), free.size)
-        rows = free[:count]
-        if count:
-            self.world.reset_rows(rows, obs)
-            self.alive[rows] = True
-            self.joined[rows] = True
-        return rows
+    def join(self, rows: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        self.world.reset_rows(rows, obs, inject=self.inject)
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One platform step for every alive user (``actions`` [capacity, k]; rows of users
-        who are not alive are ignored). Users whose episode ends leave for good."""
-        active = self.alive.copy()
-        self._set_slot_notes(actions)
-        obs, reward, terminated, truncated, info = self.world.step(actions, active)
-        done = (terminated | truncated) & active
-        self.alive &= ~done
+        who are not alive are ignored): the world's users respond, the population couples
+        (``couple``), the world advances. Users whose episode ends leave for good."""
+        step = self.respond(actions, self.alive.copy())
+        self.couple(step)
+        obs, reward, terminated, truncated, info = self.advance(step)
+        self.alive &= ~(terminated | truncated)
         self.t += 1
-        info["shown"] = info["shown"] & active[:, None]  # nothing is shown to absent users
-        info["shared"] = self.shared.copy()
-        return obs, reward, terminated & active, truncated & active, info
-
-    def _set_slot_notes(self, actions: np.ndarray) -> None:
-        sim = self.world.simulator
-        if not hasattr(sim, "slot_notes"):
-            return
-        flags = np.take_along_axis(self.shared, np.asarray(actions, dtype=np.int64), axis=1)
-        notes = np.where(flags, SHARED_NOTE, "").astype(object)
-        sim.slot_notes = notes
+        return obs, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------ coupling
-    def _couple(self, resp: Responses, items: np.ndarray, mask: np.ndarray) -> None:
-        """After the users responded (``mask``: slots shown to active users), before the next
-        candidates: creator ledger, trending counts, sharing along the graph, publishing."""
-        cat, cfg = self.catalog, self.config
-        creators = cat.creator[items]
-        self.creator_exposure += np.bincount(creators[mask], minlength=cat.n_creators)
-        click = resp.click & mask
-        self.creator_clicks += np.bincount(creators[click], minlength=cat.n_creators)
-        self.creator_follows += np.bincount(creators[resp.follow & mask], minlength=cat.n_creators)
-        self.creator_gifts += np.bincount(creators[resp.gift & mask], minlength=cat.n_creators)
-        self.exposure_gini.append(gini(self.creator_exposure))
-        self._log_pairs(creators, mask, click, resp.gift & mask)
-        self.trending *= cfg.trending.decay
-        self.trending += np.bincount(items[click], minlength=cat.n_items)
-        self._share(resp.like & mask, items)
-        self._publish()
+    def couple(self, step: Responded) -> None:
+        """After the users responded, before the next candidates: the pair histories, then
+        ``exchange`` (creator ledger, trending, sharing along the graph, publishing)."""
+        self._log_pairs(step.responses, step.items, step.shown)
+        self.receive(*self.exchange(StepSummary.of(self.catalog, step)))
 
-    def _log_pairs(
-        self, creators: np.ndarray, shown: np.ndarray, click: np.ndarray, gift: np.ndarray
-    ) -> None:
+    def share(self, liked: np.ndarray, items: np.ndarray) -> None:
+        """Each liked item (``liked`` [capacity, k] over ``items``) goes to each friend's
+        inbox with probability share_probability (newest first; a full inbox drops its
+        oldest item)."""
+        users, slots = np.nonzero(liked)
+        self.receive(*self.draw_shares(users, items[users, slots]))
+
+    def _log_pairs(self, resp: Responses, items: np.ndarray, shown: np.ndarray) -> None:
         """Per-pair histories: exposure / clicks / gifts of (user slot, creator) this step
         (two items of one creator in a slate count twice), saturating at the uint16 max."""
+        creators = self.catalog.creator[items]
         users = np.broadcast_to(np.arange(creators.shape[0])[:, None], creators.shape)
         n_creators = self.catalog.n_creators
-        for ledger, hit in ((self.pair_exposure, shown), (self.pair_clicks, click),
-                            (self.pair_gifts, gift)):  # fmt: skip
+        for ledger, hit in ((self.pair_exposure, shown), (self.pair_clicks, resp.click & shown),
+                            (self.pair_gifts, resp.gift & shown)):  # fmt: skip
             if hit.any():  # O(pairs hit), not O(users x creators)
                 pair, count = np.unique(users[hit] * n_creators + creators[hit],
                                         return_counts=True)  # fmt: skip
@@ -323,94 +185,10 @@ class Population:
             "last_shown": self.pair_last_shown[slot].copy(),
         }
 
-    def _share(self, liked: np.ndarray, items: np.ndarray) -> None:
-        """Each liked item goes to each friend's inbox with probability share_probability
-        (newest first; a full inbox drops its oldest item)."""
-        p = self.config.social.share_probability
-        if p <= 0 or self.friends.shape[1] == 0 or not liked.any():
-            return
-        users, slots = np.nonzero(liked)
-        to, what = share_pushes(users, items[users, slots], self.friends, self.alive, p, self.rng)
-        deliver_shares(self.inbox, to, what)
-
-    def _publish(self) -> None:
-        n_released, self.uploads = release_uploads(
-            self.config.publishing, self.catalog.n_items, self.n_released, self.uploads,
-            self.t, self.rng,
-        )  # fmt: skip
-        if n_released != self.n_released:
-            self.n_released = n_released
-            self.world.candidates.set_available(n_released)
-
-    def _inject(self, cands: np.ndarray, rows: np.ndarray | None) -> None:
-        """Overwrite the last candidate slots: shared items, followed creators' recent
-        uploads, trending items (an item already among the user's candidates is skipped)."""
-        cfg = self.config
-        b, m = cands.shape
-        who = np.arange(b) if rows is None else np.asarray(rows)
-        shared = np.zeros((b, m), dtype=bool)
-        slot = m - 1
-        for _ in range(cfg.social.slots):
-            item = self.inbox[who, 0]
-            self._place(cands, slot, item, shared)
-            self.inbox[who, :-1] = self.inbox[who, 1:]
-            self.inbox[who, -1] = -1
-            slot -= 1
-        if cfg.publishing.follower_slots and len(self.uploads):
-            recent = self.uploads[self.uploads[:, 1] >= self.t - cfg.publishing.recent_steps]
-            if len(recent):
-                state = self.world.state
-                follows = (
-                    state.follows[who][:, self.catalog.creator[recent[:, 0]]]
-                    if state is not None
-                    else np.zeros((b, len(recent)), dtype=bool)
-                )
-                newest_first = follows[:, ::-1]
-                rank = np.cumsum(newest_first, axis=1)  # 1 = newest followed upload, ...
-                items_newest = recent[::-1, 0]
-                for s_ in range(cfg.publishing.follower_slots):
-                    hit = newest_first & (rank == s_ + 1)
-                    pick = np.where(hit.any(axis=1), items_newest[hit.argmax(axis=1)], -1)
-                    self._place(cands, slot, pick, None)
-                    slot -= 1
-            else:
-                slot -= cfg.publishing.follower_slots
-        else:
-            slot -= cfg.publishing.follower_slots
-        total = self.trending[: self.n_released].sum()
-        if cfg.trending.slots and total > 0:
-            cdf = np.cumsum(self.trending[: self.n_released])
-            for _ in range(cfg.trending.slots):
-                u = self.rng.random(b) * total
-                item = np.minimum(np.searchsorted(cdf, u, side="right"), self.n_released - 1)
-                self._place(cands, slot, item, None)
-                slot -= 1
-        if rows is None:
-            self.shared = shared
-        else:
-            self.shared[who] = shared
-
-    @staticmethod
-    def _place(cands: np.ndarray, slot: int, item: np.ndarray, flag: np.ndarray | None) -> None:
-        """Put ``item`` [B] (-1: nothing) into column ``slot`` where it is not already
-        among that user's candidates."""
-        ok = (item >= 0) & ~(cands == item[:, None]).any(axis=1)
-        cands[ok, slot] = item[ok]
-        if flag is not None:
-            flag[ok, slot] = True
-
     # ------------------------------------------------------------------ measures
     def reach(self, item: int) -> int:
         """How many users (alive or gone) have been shown ``item``."""
-        state = self.world.state
-        if state is None:
-            return 0
-        rows = np.flatnonzero(self.joined)
-        return int(gather_bits(state.seen[rows], np.full((len(rows), 1), item)).sum())
-
-    def creator_report(self) -> dict[str, Any]:
-        """Per-creator totals and the exposure concentration so far."""
-        return ledger_report(self)
+        return reach_of(self.world.state, self.joined, item)
 
     def close(self) -> None:
         self.world.close()

@@ -29,20 +29,25 @@ trending uniforms of its rows (``ReplayedUniforms``). Hence:
 
 ## One step
 
-1. fan-out (``begin_step``): each block runs ``World.step`` up to its ``response_hook``, which
-   summarises what the platform needs (per-creator exposure/click/follow/gift counts, per-item
-   clicks, the liked (user, item) pairs) and pauses there (the world step runs in a worker
-   thread that waits at the hook: ``World.step`` itself is reused unchanged);
-2. exchange (driver): sums the counts into the creator ledger and trending, draws the shares
-   (``share_pushes``) and publishing, draws the trending uniforms for every slot;
-3. fan-in (``finish_step``): each block delivers the shares to its users' inboxes
-   (``deliver_shares``), adopts trending/released/uploads, and the world step resumes (session
-   starts, next candidates with the shared/follower/trending slots, observations).
+The world's step has two public phases (``World.respond``, ``World.advance``); a block keeps
+the responded step between them, so nothing waits inside a world step.
 
-The observation, reward and info rows come back in user order. The injection of slots is
-``Population._inject`` itself (a block has the attributes it reads), so the single-process
-and the sharded population share one definition of the coupling; the equality tests
-(``tests/test_sharded_population.py``) hold them to it.
+1. fan-out (``begin_step``): each block's world responds (``World.respond``: responses,
+   session ends, rewards, platform logs) and the block returns its ``StepSummary`` (per-creator
+   exposure/click/follow/gift counts, per-item clicks, the liked (user, item) pairs);
+2. exchange (driver): ``PlatformCoupling.exchange`` of the summed summaries (creator ledger,
+   trending, the shares' draws, publishing), then the trending uniforms for every slot;
+3. fan-in (``finish_step``): each block delivers the shares to its users' inboxes
+   (``deliver_shares``), adopts trending/released/uploads, and its world advances
+   (``World.advance``: session starts, next candidates with the shared/follower/trending
+   slots, observations).
+
+The observation, reward and info rows come back in user order. The coupling is
+``recoworld.envs.population.coupling``: the driver and ``Population`` share
+``PlatformCoupling`` (the exchange, arrivals), a block and ``Population`` share
+``CandidateSlots`` (the injection of slots), so the single-process and the sharded population
+have one definition of it; the equality tests (``tests/test_sharded_population.py``) hold
+them to it.
 
 LLM worlds work too (each shard's worlds make their backend from ``world.llm``: a
 ``ray_vllm`` backend with ``ray.pool_name`` set lets every shard use one named engine pool),
@@ -54,11 +59,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import queue
-import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,19 +69,16 @@ from gymnasium import spaces
 
 from recoworld.catalog import load_catalog
 from recoworld.envs.population.config import PopulationConfig
-from recoworld.envs.population.population import (
-    Population,
-    PopulationEnv,
-    deliver_shares,
-    hold_back_newest,
-    ledger_report,
-    release_uploads,
-    share_pushes,
-    watts_strogatz,
+from recoworld.envs.population.coupling import (
+    CandidateSlots,
+    PlatformCoupling,
+    StepResult,
+    StepSummary,
+    reach_of,
+    trending_uniforms,
 )
-from recoworld.envs.world import World
-from recoworld.metrics import gini
-from recoworld.simulators.base import Responses
+from recoworld.envs.population.population import PopulationEnv, hold_back_newest
+from recoworld.envs.world import Responded, World
 
 
 def block_ranges(capacity: int, blocks: int) -> list[tuple[int, int]]:
@@ -134,69 +134,11 @@ class ReplayedUniforms:
         self.load([])
 
 
-class _PausedCall:
-    """``fn(meet)`` in a worker thread that pauses where it calls ``meet(message)``: the caller
-    gets the message from ``start()``, and ``resume(reply)`` makes ``meet`` return ``reply``
-    and waits for ``fn``'s result. Lets a block stop ``World.step`` at its response hook
-    without changing ``World``. Only one thread runs at a time."""
-
-    class Aborted(Exception):
-        pass
-
-    def __init__(self, fn: Callable[[Callable[[Any], Any]], Any]) -> None:
-        self._out: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._in: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-
-    def _run(self, fn: Callable[[Callable[[Any], Any]], Any]) -> None:
-        try:
-            self._out.put(("done", fn(self._meet)))
-        except _PausedCall.Aborted:
-            self._out.put(("aborted", None))
-        except BaseException as err:  # handed to the caller, raised there
-            self._out.put(("error", err))
-
-    def _meet(self, message: Any) -> Any:
-        self._out.put(("paused", message))
-        kind, reply = self._in.get()
-        if kind == "abort":
-            raise _PausedCall.Aborted
-        return reply
-
-    def _wait(self, expect: str) -> Any:
-        kind, payload = self._out.get()
-        if kind == "error":
-            self._thread.join()
-            raise payload
-        if kind != expect:
-            raise RuntimeError(f"world step: expected to be {expect}, but it {kind}")
-        if kind == "done":
-            self._thread.join()
-        return payload
-
-    def start(self) -> Any:
-        self._thread.start()
-        return self._wait("paused")
-
-    def resume(self, reply: Any) -> Any:
-        self._in.put(("reply", reply))
-        return self._wait("done")
-
-    def abort(self) -> None:
-        if self._thread.is_alive():
-            self._in.put(("abort", None))
-            self._thread.join()
-
-
-class PopulationBlock:
+class PopulationBlock(CandidateSlots):
     """Users ``[lo, hi)`` of a sharded population: their world, inboxes and shared-slot flags,
     and a replica of the platform state their candidates read (module docstring)."""
 
-    # one definition with the single-process population: these read only attributes a block
-    # has (config, world, catalog, inbox, shared, uploads, t, trending, n_released, rng)
-    _inject = Population._inject
-    _place = staticmethod(Population._place)
-    _set_slot_notes = Population._set_slot_notes
+    rng: ReplayedUniforms
 
     def __init__(
         self, config: PopulationConfig, lo: int, hi: int, catalog: Any, movielens: Any
@@ -205,89 +147,55 @@ class PopulationBlock:
         self.capacity = hi - lo
         self.catalog = catalog
         self.world = World(config.world, self.capacity, catalog, movielens)
-        self.world.candidate_hook = self._inject
-        self.world.response_hook = self._at_response
-        m = self.world.n_candidates
-        self.inbox = np.full((self.capacity, config.social.inbox_size), -1, dtype=np.int64)
-        self.shared = np.zeros((self.capacity, m), dtype=bool)
+        self._init_slots(self.capacity)
         self.trending = np.zeros(catalog.n_items)
         self.n_released = catalog.n_items - config.publishing.reserve
         self.uploads = np.zeros((0, 2), dtype=np.int64)
         self.t = 0
         self.rng = ReplayedUniforms()
         self.obs: dict[str, np.ndarray] | None = None
-        self._meet: Callable[[Any], Any] | None = None
-        self._paused: _PausedCall | None = None
+        self._paused: Responded | None = None  # the step between begin_step and finish_step
 
     def reset(self, seed: int, n_alive: int) -> dict[str, np.ndarray]:
+        self._paused = None
         self.n_released = self.catalog.n_items - self.config.publishing.reserve
-        self.world.candidates.set_available(self.n_released)
-        self.inbox.fill(-1)
-        self.shared[:] = False
         self.trending = np.zeros(self.catalog.n_items)  # not in place: may be a read-only reply
         self.uploads = np.zeros((0, 2), dtype=np.int64)
         self.t = 0
         self.rng = ReplayedUniforms()
-        self.obs, _ = self.world.reset(seed=seed)
+        self.reset_slots()
+        self.obs, _ = self.world.reset(seed=seed, inject=self.inject)
         return self.obs
 
-    # ------------------------------------------------------------------ the paused step
-    def begin_step(self, actions: np.ndarray, active: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the world step up to the response hook; return this block's summary."""
-        self._set_slot_notes(actions)
+    # ------------------------------------------------------------------ a step in two calls
+    def begin_step(self, actions: np.ndarray, active: np.ndarray) -> StepSummary:
+        """The world's first phase (``World.respond``); returns this block's summary and
+        keeps the responded step for ``finish_step``."""
+        self._paused = None
+        step = self.respond(actions, active)
+        self._paused = step
+        return StepSummary.of(self.catalog, step, self.lo)
 
-        def run(meet: Callable[[Any], Any]) -> Any:
-            self._meet = meet
-            try:
-                return self.world.step(actions, active)
-            finally:
-                self._meet = None
-
-        self._paused = _PausedCall(run)
-        return self._paused.start()
-
-    def _at_response(self, resp: Responses, items: np.ndarray, mask: np.ndarray) -> None:
-        assert self._meet is not None, "a block's world is stepped through begin_step"
-        cat = self.catalog
-        creators = cat.creator[items]
-        click = resp.click & mask
-        users, slots = np.nonzero(resp.like & mask)
-        summary = {
-            "exposure": np.bincount(creators[mask], minlength=cat.n_creators),
-            "clicks": np.bincount(creators[click], minlength=cat.n_creators),
-            "follows": np.bincount(creators[resp.follow & mask], minlength=cat.n_creators),
-            "gifts": np.bincount(creators[resp.gift & mask], minlength=cat.n_creators),
-            "item_clicks": np.bincount(items[click], minlength=cat.n_items),
-            "liked_users": users + self.lo,
-            "liked_items": items[users, slots],
-        }
-        reply = self._meet(summary)
-        self._adopt(reply)
-        deliver_shares(self.inbox, reply["share_to"] - self.lo, reply["share_what"])
-
-    def _adopt(self, reply: dict[str, Any]) -> None:
+    def finish_step(self, reply: dict[str, Any]) -> StepResult:
+        """Adopt the driver's reply (platform state, shares, trending uniforms), then the
+        world's second phase (``World.advance``)."""
+        if self._paused is None:
+            raise RuntimeError("finish_step without begin_step")
+        step, self._paused = self._paused, None
         self.trending = reply["trending"]  # read-only under Ray (object store): never edited
-        if reply["n_released"] != self.n_released:
-            self.n_released = reply["n_released"]
-            self.world.candidates.set_available(self.n_released)
+        self.n_released = reply["n_released"]
         self.uploads = reply["uploads"]
         self.rng.load(reply["uniforms"])
-
-    def finish_step(self, reply: dict[str, Any], active: np.ndarray) -> tuple[Any, ...]:
-        assert self._paused is not None, "finish_step without begin_step"
-        paused, self._paused = self._paused, None
-        obs, reward, terminated, truncated, info = paused.resume(reply)
+        self.receive(reply["share_to"] - self.lo, reply["share_what"])
+        out = self.advance(step)
         self.rng.check_used()
         self.t += 1
-        self.obs = obs
-        info["shown"] = info["shown"] & active[:, None]
-        info["shared"] = self.shared.copy()
-        return obs, reward, terminated & active, truncated & active, info
+        self.obs = out[0]
+        return out
 
     def abort(self) -> None:
-        if self._paused is not None:
-            self._paused.abort()
-            self._paused = None
+        """Drop a step begun but not finished (another block failed)."""
+        self._paused = None
 
     def arrive(self, rows: np.ndarray, uniforms: list[np.ndarray]) -> dict[str, np.ndarray]:
         """New users in local ``rows`` (never used before); returns their observations."""
@@ -295,18 +203,12 @@ class PopulationBlock:
         if rows.size == 0:
             return {key: value[rows] for key, value in self.obs.items()}
         self.rng.load(uniforms)
-        self.world.reset_rows(rows, self.obs)
+        self.world.reset_rows(rows, self.obs, inject=self.inject)
         self.rng.check_used()
         return {key: value[rows] for key, value in self.obs.items()}
 
     def reach(self, item: int, joined: np.ndarray) -> int:
-        return Population.reach(_ReachView(self.world, joined), item)
-
-
-@dataclasses.dataclass
-class _ReachView:
-    world: World
-    joined: np.ndarray
+        return reach_of(self.world.state, joined, item)
 
 
 class PopulationShard:
@@ -342,7 +244,7 @@ class PopulationShard:
         self.busy_s += time.perf_counter() - start
         return _concat(parts)
 
-    def begin_step(self, actions: np.ndarray, active: np.ndarray) -> list[dict[str, np.ndarray]]:
+    def begin_step(self, actions: np.ndarray, active: np.ndarray) -> list[StepSummary]:
         start = time.perf_counter()
         out = []
         try:
@@ -355,13 +257,10 @@ class PopulationShard:
         self.busy_s += time.perf_counter() - start
         return out
 
-    def finish_step(self, replies: list[dict[str, Any]], active: np.ndarray) -> tuple[Any, ...]:
+    def finish_step(self, replies: list[dict[str, Any]]) -> StepResult:
         start = time.perf_counter()
         try:
-            parts = [
-                b.finish_step(r, active[b.lo - self.lo : b.hi - self.lo])
-                for b, r in zip(self.blocks, replies, strict=True)
-            ]
+            parts = [b.finish_step(r) for b, r in zip(self.blocks, replies, strict=True)]
         except BaseException:
             self.abort()
             raise
@@ -414,7 +313,7 @@ class WorldSpec:
     n_candidates: int
 
 
-class ShardedPopulation:
+class ShardedPopulation(PlatformCoupling):
     """The driver of a sharded population (module docstring).
 
     ``shards``: how many shard processes (Ray actors) hold the blocks; ``blocks``: the unit of
@@ -435,15 +334,14 @@ class ShardedPopulation:
         ray_address: str | None = None,
         shard_options: dict[str, Any] | None = None,
     ) -> None:
-        self.config = PopulationConfig.model_validate(
+        cfg = PopulationConfig.model_validate(
             config.model_dump() if isinstance(config, PopulationConfig) else config
         )
-        self.capacity = self.config.max_users
+        catalog, _ = load_catalog(cfg.world.catalog)
+        self._init_platform(cfg, hold_back_newest(catalog, None, cfg.publishing.reserve)[0])
         self.n_blocks = shards if blocks is None else blocks
         self.ranges = block_ranges(self.capacity, self.n_blocks)
         self.layout = shard_blocks(self.n_blocks, shards)
-        catalog, _ = load_catalog(self.config.world.catalog)
-        self.catalog, _ = hold_back_newest(catalog, None, self.config.publishing.reserve)
         self.use_ray = use_ray
         payload = self.config.model_dump(mode="json")
         shard_ranges = [[self.ranges[g] for g in run] for run in self.layout]
@@ -461,22 +359,8 @@ class ShardedPopulation:
         obs_space, act_space = self._each("spaces")[0]
         self.world = WorldSpec(obs_space, act_space, self.config.world.episode.slate_size,
                                self.config.world.candidates.n_candidates)  # fmt: skip
-        n_creators = self.catalog.n_creators
-        self.alive = np.zeros(self.capacity, dtype=bool)
-        self.joined = np.zeros(self.capacity, dtype=bool)
-        self.friends = np.zeros((self.capacity, 0), dtype=np.int64)
-        self.trending = np.zeros(self.catalog.n_items)
-        self.n_released = self.catalog.n_items - self.config.publishing.reserve
-        self.uploads = np.zeros((0, 2), dtype=np.int64)
-        self.creator_exposure = np.zeros(n_creators)
-        self.creator_clicks = np.zeros(n_creators)
-        self.creator_follows = np.zeros(n_creators)
-        self.creator_gifts = np.zeros(n_creators)
-        self.exposure_gini: list[float] = []
         self.episode_id = np.zeros(self.capacity, dtype=np.int64)
         self._next_episode = 0
-        self.t = 0
-        self.rng = np.random.default_rng()
         self.timings = {"steps": 0, "wall_s": 0.0, "exchange_s": 0.0}
 
     # ------------------------------------------------------------------ transport
@@ -501,32 +385,17 @@ class ShardedPopulation:
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
-        cfg = self.config
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
-        self.friends = watts_strogatz(self.capacity, cfg.social.degree, cfg.social.rewire, self.rng)
-        self.n_released = self.catalog.n_items - cfg.publishing.reserve
-        self.trending = np.zeros(self.catalog.n_items)
-        for ledger in (self.creator_exposure, self.creator_clicks, self.creator_follows,
-                       self.creator_gifts):  # fmt: skip
-            ledger[:] = 0.0
-        self.exposure_gini = []
-        self.uploads = np.zeros((0, 2), dtype=np.int64)
-        self.t = 0
-        self.alive[:] = False
-        self.alive[: cfg.n_users] = True
-        self.joined[:] = self.alive
+        self.reset_platform(seed)
         self.episode_id = np.arange(self.capacity, dtype=np.int64)
         self._next_episode = self.capacity
         seeds = [[block_seed(seed, g) for g in run] for run in self.layout]
-        parts = self._call("reset", [(s, cfg.n_users) for s in seeds])
+        parts = self._call("reset", [(s, self.config.n_users) for s in seeds])
         self.obs = _concat(parts)
         return self.obs
 
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: np.ndarray) -> StepResult:
         """One platform step for every alive user (``Population.step``'s contract)."""
         start = time.perf_counter()
         actions = np.asarray(actions)
@@ -545,9 +414,7 @@ class ShardedPopulation:
         t0 = time.perf_counter()
         replies = self._exchange([b for shard in summaries for b in shard])
         self.timings["exchange_s"] += time.perf_counter() - t0
-        grouped = [[replies[g] for g in run] for run in self.layout]
-        args = [(r, active[s]) for r, s in zip(grouped, slices, strict=True)]
-        parts = self._call("finish_step", args)
+        parts = self._call("finish_step", [([replies[g] for g in run],) for run in self.layout])
         obs, reward, terminated, truncated, info = (
             _concat([p[0] for p in parts]),
             np.concatenate([p[1] for p in parts]),
@@ -556,33 +423,19 @@ class ShardedPopulation:
             _concat([p[4] for p in parts]),
         )
         info["episode_id"] = self.episode_id.copy()
-        self.alive &= ~((terminated | truncated) & active)
+        self.alive &= ~(terminated | truncated)
         self.t += 1
         self.obs = obs
         self.timings["steps"] += 1
         self.timings["wall_s"] += time.perf_counter() - start
         return obs, reward, terminated, truncated, info
 
-    def _exchange(self, summaries: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
-        """The coupling of one step, in ``Population``'s order of draws: ledger, trending,
-        shares, publishing, trending-slot uniforms. Returns one reply per block."""
-        cfg = self.config
-        exposure = sum(s["exposure"] for s in summaries)
-        self.creator_exposure += exposure
-        self.creator_clicks += sum(s["clicks"] for s in summaries)
-        self.creator_follows += sum(s["follows"] for s in summaries)
-        self.creator_gifts += sum(s["gifts"] for s in summaries)
-        self.exposure_gini.append(gini(self.creator_exposure))
-        self.trending *= cfg.trending.decay
-        self.trending += sum(s["item_clicks"] for s in summaries)
-        users = np.concatenate([s["liked_users"] for s in summaries])
-        liked_items = np.concatenate([s["liked_items"] for s in summaries])
-        p = cfg.social.share_probability
-        to = what = np.zeros(0, dtype=np.int64)
-        if p > 0 and self.friends.shape[1] > 0 and users.size:
-            to, what = share_pushes(users, liked_items, self.friends, self.alive, p, self.rng)
-        self._publish()
-        uniforms = self._trending_uniforms(self.capacity)
+    def _exchange(self, summaries: list[StepSummary]) -> list[dict[str, Any]]:
+        """The coupling of one step (``exchange``, then the trending-slot uniforms: the order
+        of draws of ``Population``). Returns one reply per block."""
+        to, what = self.exchange(StepSummary.total(summaries))
+        uniforms = trending_uniforms(self.config, self.trending, self.n_released, self.rng,
+                                     self.capacity)  # fmt: skip
         replies = []
         for lo, hi in self.ranges:
             mine = (to >= lo) & (to < hi)
@@ -593,32 +446,11 @@ class ShardedPopulation:
             })  # fmt: skip
         return replies
 
-    def _publish(self) -> None:
-        """``Population._publish`` at the driver (the blocks adopt ``n_released``/``uploads``)."""
-        self.n_released, self.uploads = release_uploads(
-            self.config.publishing, self.catalog.n_items, self.n_released, self.uploads,
-            self.t, self.rng,
-        )  # fmt: skip
-
-    def _trending_uniforms(self, n: int) -> list[np.ndarray]:
-        """The uniforms ``Population._inject`` draws for ``n`` rows (one array per trending
-        slot, none while nothing is trending)."""
-        total = self.trending[: self.n_released].sum()
-        if not (self.config.trending.slots and total > 0):
-            return []
-        return [self.rng.random(n) for _ in range(self.config.trending.slots)]
-
-    def arrivals(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """New users joining this step (``Population.arrivals``' contract)."""
-        rate = self.config.arrival_rate
-        free = np.flatnonzero(~self.joined)
-        if rate <= 0 or free.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        count = min(int(self.rng.poisson(rate)), free.size)
-        rows = free[:count]
-        if not count:
-            return rows
-        uniforms = self._trending_uniforms(count)
+    def join(self, rows: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        """New users in ``rows``: the driver draws their trending uniforms, their blocks
+        sample them."""
+        uniforms = trending_uniforms(self.config, self.trending, self.n_released, self.rng,
+                                     len(rows))  # fmt: skip
         per_block = []
         for lo, hi in self.ranges:
             mine = (rows >= lo) & (rows < hi)
@@ -629,18 +461,13 @@ class ShardedPopulation:
             if not obs[key].flags.writeable:  # arrays received from Ray are read-only
                 obs[key] = obs[key].copy()
             obs[key][rows] = value
-        self.alive[rows] = True
-        self.joined[rows] = True
+        count = len(rows)
         self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + count)
         self._next_episode += count
-        return rows
 
     # ------------------------------------------------------------------ measures
     def reach(self, item: int) -> int:
         return sum(self._call("reach", [(item, self.joined[s]) for s in self._shard_slices()]))
-
-    def creator_report(self) -> dict[str, Any]:
-        return ledger_report(self)
 
     def satisfaction(self) -> np.ndarray:
         """Every slot's current satisfaction (the users' hidden state, in user order)."""

@@ -29,7 +29,7 @@ def fence(text: object) -> str:
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("recoworld", "prompts"),
+        loader=jinja2.PackageLoader("recoworld.llm", "prompts"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

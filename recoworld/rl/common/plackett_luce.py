@@ -13,7 +13,7 @@ proxy that equals the exact entropy for k = 1 and is what PPO's entropy bonus us
 ``kl`` is the matching sum of per-position categorical KLs along the same order (RLlib's
 PPO only needs it when ``use_kl_loss`` is on).
 
-RLlib's multi-discrete default repeats items (PLATFORM.md measured a greedy slate
+RLlib's multi-discrete default repeats items (docs/platform.md#rllib-notes measured a greedy slate
 ``[15 15 13]``); this class is what the slate RLModule declares as its action distribution.
 """
 

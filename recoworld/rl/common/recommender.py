@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recoworld.core.errors import CheckpointError
 from recoworld.policies.base import batched, unbatch
 
 MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_policy"
@@ -30,13 +31,13 @@ def module_checkpoint_dir(path: str | Path) -> Path:
     (RLlib reads a relative path as a URI without a scheme)."""
     path = Path(path).resolve()
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}")
     for sub in (MODULE_SUBDIR, SHARED_MODULE_SUBDIR):  # single-agent, or population (shared)
         if (path / sub).is_dir():
             return path / sub
     if (path / "module_state.pt").exists() or any(path.glob("module_state*")):
         return path
-    raise FileNotFoundError(
+    raise CheckpointError(
         f"{path} is neither an algorithm checkpoint (no {MODULE_SUBDIR}) nor an RLModule "
         "checkpoint (no module_state)"
     )

@@ -74,7 +74,7 @@ regression) is RLlib's, unchanged.
 
 Ray must be running (``train.ensure_ray``); with 2 CPUs the data pipeline is given
 ``map_batches_kwargs={"concurrency": 1, "zero_copy_batch": True}`` (it deadlocks
-otherwise, PLATFORM.md).
+otherwise, docs/platform.md#rllib-notes).
 """
 
 from __future__ import annotations

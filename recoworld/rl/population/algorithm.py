@@ -1,6 +1,6 @@
 """Multi-agent PPO on the population env: one shared slate policy serves every user.
 
-``PopulationEnv`` (``recoworld.envs.population.population``, a PettingZoo ``ParallelEnv``) makes each
+``PopulationEnv`` (``recoworld.envs.population``, a PettingZoo ``ParallelEnv``) makes each
 user an agent with the spaces of ``RecoWorld-v0``. Here it becomes an RLlib
 ``MultiAgentEnv`` through RLlib's ``ParallelPettingZooEnv`` wrapper
 (``make_population_rllib_env``, registered as ``"recoworld_population"``), and

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from recoworld.core.errors import require
 from recoworld.simulators.instructions.lexical import (
     LESS_CUES,
     MORE_CUES,
@@ -126,6 +127,8 @@ class EmbeddingInstructionParser(InstructionParser):
         """[len(texts), 384] float32 unit vectors (mean-pooled MiniLM), cached per string."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._emb))
         if missing:
+            require("torch", "embeddings", "the embedding instruction parser")
+
             import torch
 
             tokenizer, model = load_encoder(str(self._model_dir or encoder_dir()))

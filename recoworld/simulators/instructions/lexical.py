@@ -1,10 +1,10 @@
 """Instructions: what a user tells the recommender when it senses it is losing interest.
 
 An instruction has structured fields — topics wanted more, topics wanted less, and a wish
-for something new — and a sentence. Following PLATFORM.md's measurement (small LLMs cannot
-verbalize a hidden state), the *fields* always come from code (the simulator's hidden state)
-and the *sentence* from templates here; an LLM paraphrase (LLM issue) is kept only if
-``parse_instruction`` reads it back to the same fields.
+for something new — and a sentence. Following the measurement in docs/platform.md (small
+LLMs cannot verbalize a hidden state), the *fields* always come from code (the simulator's
+hidden state) and the *sentence* from templates here; an LLM paraphrase (LLM issue) is kept
+only if ``parse_instruction`` reads it back to the same fields.
 
 ``parse_instruction`` is what the environment applies to any instruction text (templated or
 LLM-written) to build the observation's instruction vector: [T] topic deltas (+1 more,

@@ -1,7 +1,7 @@
 """Personas: a simulated user's profile, kept structured in code and rendered to text only
 for prompts.
 
-PLATFORM.md measured that small models read negations badly ("you can't stand jazz" reads
+docs/platform.md measured that small models read negations badly ("you can't stand jazz" reads
 as "jazz is relevant"), so the structure — liked topics, disliked topics, novelty appetite,
 mood — stays in code; ``Persona.describe`` writes a short positive-first sentence for the
 system prompt, and contrastive prompts can use ``likes`` and ``dislikes`` separately.
