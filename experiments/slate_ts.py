@@ -51,7 +51,7 @@ class Recorder:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         slate = self.rec.act(obs)
-        self.slates.append(np.take_along_axis(np.asarray(obs["items"]), slate, axis=1))
+        self.slates.append(np.take_along_axis(np.asarray(obs["candidate_ids"]), slate, axis=1))
         return slate
 
 

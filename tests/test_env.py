@@ -84,7 +84,7 @@ def test_vector_autoreset_next_step(small_config):
     cfg.users.leave_bias = 20.0  # everyone leaves at once ...
     cfg.users.instruction_prob = 0.0
     cfg.users.return_bias = -20.0  # ... and never comes back
-    env = RecoWorldVectorEnv(num_envs=4, config=cfg)
+    env = RecoWorldVectorEnv(num_envs=4, config=cfg, observation="features+ids")
     env.reset(seed=0)
     actions = np.tile(np.arange(3), (4, 1))
     _, reward, term, trunc, info = env.step(actions)
@@ -101,7 +101,7 @@ def test_leaving_ends_the_session_and_returning_starts_the_next(small_config):
     cfg.users.leave_bias = 20.0
     cfg.users.instruction_prob = 0.0
     cfg.users.return_bias = 20.0
-    env = RecoWorldEnv(config=cfg)
+    env = RecoWorldEnv(config=cfg, observation="features+ids")
     obs, _ = env.reset(seed=1)
     sessions = []
     for _ in range(cfg.episode.max_sessions):
@@ -179,7 +179,7 @@ def test_gym_make_keyword_arguments(tmp_path, small_catalog):
     actions=st.lists(st.lists(st.integers(0, 9), min_size=3, max_size=3), min_size=1, max_size=40),
 )
 def test_env_invariants_under_arbitrary_slates(small_config, seed, actions):
-    env = RecoWorldEnv(config=small_config)
+    env = RecoWorldEnv(config=small_config, observation="features+ids")
     obs, _ = env.reset(seed=seed)
     total_steps = 0
     for a in actions:
@@ -230,16 +230,16 @@ def test_import_keeps_numba_out_so_vllm_workers_can_start():
 def test_items_and_recent_items_track_candidates_and_clicks(small_config):
     cfg = small_config.model_copy(deep=True)
     cfg.episode.recent_items = 4
-    envs = RecoWorldVectorEnv(num_envs=16, config=cfg)
+    envs = RecoWorldVectorEnv(num_envs=16, config=cfg, observation="features+ids")
     space = envs.single_observation_space
-    assert space["items"].shape == (10,) and space["items"].dtype == np.int64
-    assert space["recent_items"].shape == (4,) and space["recent_items"].low.min() == -1
+    assert space["candidate_ids"].shape == (10,) and space["candidate_ids"].dtype == np.int64
+    assert space["recent_ids"].shape == (4,) and space["recent_ids"].start.min() == -1
     obs, _ = envs.reset(seed=2)
-    assert (obs["recent_items"] == -1).all()
+    assert (obs["recent_ids"] == -1).all()
     expected = [[] for _ in range(16)]  # clicked catalog indices per slot, newest first
     rng = np.random.default_rng(0)
     for _ in range(60):
-        np.testing.assert_array_equal(obs["items"], envs.world.cands)
+        np.testing.assert_array_equal(obs["candidate_ids"], envs.world.cands)
         action = np.argsort(rng.random((16, 10)), axis=1)[:, :3]
         obs, _, term, trunc, info = envs.step(action)
         assert envs.observation_space.contains(obs)
@@ -250,5 +250,5 @@ def test_items_and_recent_items_track_candidates_and_clicks(small_config):
                 clicked = info["item_index"][b][info["click"][b]].tolist()
                 expected[b] = (clicked + expected[b])[:4]
             row = expected[b] + [-1] * (4 - len(expected[b]))
-            np.testing.assert_array_equal(obs["recent_items"][b], row)
-    assert (obs["recent_items"] >= 0).any()
+            np.testing.assert_array_equal(obs["recent_ids"][b], row)
+    assert (obs["recent_ids"] >= 0).any()

@@ -130,8 +130,8 @@ def test_knn_and_mf_rank_held_out_liked_film_above_random(movielens):
         negatives = rng.permutation(np.flatnonzero(~rated[u]))[:49]
         items.append([d.item_index[r], *negatives])
         recent.append(np.pad(d.item_index[previous], (0, 10 - len(previous)), constant_values=-1))
-    obs = {"candidates": np.zeros((len(items), 50, 1), np.float32), "items": np.array(items),
-           "recent_items": np.array(recent)}  # fmt: skip
+    obs = {"candidates": np.zeros((len(items), 50, 1), np.float32),
+           "candidate_ids": np.array(items), "recent_ids": np.array(recent)}  # fmt: skip
     for rec in (ItemKNNRecommender(5).fit(data), ALSRecommender(5).fit(data)):
         s = rec.scores(obs)
         auc = (s[:, :1] > s[:, 1:]).mean()
@@ -140,7 +140,7 @@ def test_knn_and_mf_rank_held_out_liked_film_above_random(movielens):
 
 
 def test_fit_from_trajectory_log(small_config, tmp_path):
-    env = RecoWorldVectorEnv(num_envs=16, config=small_config)
+    env = RecoWorldVectorEnv(num_envs=16, config=small_config, observation="features+ids")
     rec = make_baseline("popular", env.world)
     log = TrajectoryLog()
     obs, _ = env.reset(seed=0)
@@ -163,7 +163,7 @@ def test_fit_from_trajectory_log(small_config, tmp_path):
 
 def test_linucb_learns_to_beat_random(small_config):
     def clicks(name: str) -> int:
-        env = RecoWorldVectorEnv(num_envs=32, config=small_config)
+        env = RecoWorldVectorEnv(num_envs=32, config=small_config, observation="features+ids")
         rec = make_baseline(name, env.world, seed=0)
         obs, _ = env.reset(seed=11)
         total = 0
@@ -248,12 +248,12 @@ def test_instruction_heuristic_honours_the_instruction(small_config):
 def test_bad_inputs_give_clear_errors(small_config, ml_world, fitted):
     obs, _ = ml_world.reset(seed=0)
     knn = fitted["knn"]
-    with pytest.raises(ValueError, match="lacks \\['items', 'recent_items'\\]"):
+    with pytest.raises(ValueError, match="lacks \\['candidate_ids', 'recent_ids'\\]"):
         knn.act({"candidates": obs["candidates"]})
     with pytest.raises(ValueError, match="shape \\[M, d\\] or \\[B, M, d\\]"):
         knn.act({**obs, "candidates": obs["candidates"][0, 0]})
     with pytest.raises(ValueError, match="outside the fitted catalog"):
-        knn.act({**obs, "items": obs["items"] + 5000})
+        knn.act({**obs, "candidate_ids": obs["candidate_ids"] + 5000})
     with pytest.raises(RuntimeError, match="call fit"):
         ALSRecommender(3).act(obs)
     with pytest.raises(TypeError, match="expected Interactions"):

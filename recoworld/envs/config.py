@@ -74,6 +74,16 @@ class WorldConfig(StrictModel):
         "LLM-written instructions; 'llm': the RecoWorld loop, an LLM user with persona, "
         "memory and mindset (see `llm_user`). Both LLM modes use the `llm` backend.",
     )
+    observation: Literal["features", "features+ids", "flat"] = Field(
+        "features",
+        description="What the env hands the policy (``recoworld.envs.observation``): "
+        "'features' (a Dict of bounded float features: candidates, user, history, "
+        "instruction — what a generic Dict policy such as Stable-Baselines3's "
+        "MultiInputPolicy should see), 'features+ids' (adds the raw counters and the item "
+        "ids as MultiDiscrete spaces, for policies that learn per item: item-kNN, MF, "
+        "LinUCB re-ranking, slate TS, HRL, RLIV-UA) or 'flat' (the features as one float Box, "
+        "for MLP policies).",
+    )
     representation: Literal["text", "semantic_id", "multimodal"] = Field(
         "text",
         description="How items are shown to LLM users and policies: 'text' (titles and "

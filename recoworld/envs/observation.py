@@ -1,7 +1,16 @@
 """Observation encoding: what the recommender may see (never the users' hidden state).
 
-The observation is a ``gymnasium.spaces.Dict`` (shapes for one user; the vector env stacks a
-leading batch axis):
+The world encodes the full observation, a ``gymnasium.spaces.Dict`` (shapes for one user; the
+vector env stacks a leading batch axis); the env hands the policy one of three views of it
+(``WorldConfig.observation``, or ``observation=`` of the env):
+
+- ``"features"`` (the default): ``candidates``, ``user``, ``history``, ``instruction`` —
+  bounded float features only, what a generic Dict policy should read;
+- ``"features+ids"``: those plus ``counters`` and the ids, ``candidate_ids`` and
+  ``recent_ids``, as ``MultiDiscrete`` spaces (identities, not magnitudes: a policy that
+  learns per item embeds them);
+- ``"flat"``: the features of ``"features"`` as one float ``Box``: the M x d candidate
+  features row by row, then user, history and instruction.
 
 ================  ========  ==================================================================
 key               shape     content
@@ -20,16 +29,17 @@ key               shape     content
                             more, -1 less) and a "something new" flag; zeros when none
 ``counters``      (4,)      raw counts, each <= max_sessions x max_session_steps: session
                             index, step in session, total steps, instructions written so far
-``items``         (M,)      int64 catalog indices of the M candidates (row i of
-                            ``candidates``), in [0, N): item identity, for policies that learn
-                            per item (item-kNN, matrix factorisation, LLM re-ranking)
-``recent_items``  (H,)      int64 catalog indices of the user's last H clicked items, most
-                            recent first (one step's clicks in slate order), -1 padded; kept
-                            across the sessions of an episode; H = ``episode.recent_items``
+``candidate_ids`` (M,)    int64 catalog indices of the M candidates (row i of
+                            ``candidates``), ``MultiDiscrete([N] * M)``: item identity, for
+                            policies that learn per item (item-kNN, MF, LLM re-ranking)
+``recent_ids``    (H,)      int64 catalog indices of the user's last H clicked items, most
+                            recent first (one step's clicks in slate order), -1 padded
+                            (``MultiDiscrete([N + 1] * H, start=-1)``); kept across the
+                            sessions of an episode; H = ``episode.recent_items``
 ================  ========  ==================================================================
 
 Everything here is platform-side data: logged impressions, clicks, follows and the text the
-user typed (``items`` and ``recent_items`` are the ids of what was shown and clicked).
+user typed (``candidate_ids`` and ``recent_ids`` are the ids of what was shown and clicked).
 Quality, latent vectors, interests, fatigue, novelty propensity and satisfaction stay hidden.
 """
 
@@ -56,6 +66,11 @@ USER_FEATURES = (
     "instruction_recency",
 )
 COUNTERS = ("session_index", "session_step", "total_steps", "instructions")
+VIEWS = ("features", "features+ids", "flat")
+FEATURE_KEYS = ("candidates", "user", "history", "instruction")
+"""The keys of the ``"features"`` view, in the order the ``"flat"`` view concatenates them."""
+ID_KEYS = ("counters", "candidate_ids", "recent_ids")
+"""What ``"features+ids"`` adds to ``"features"``."""
 EMA = 0.8
 NO_INSTRUCTION = 1e6  # steps_since_instruction of a session without one
 RECENCY_STEPS = 5.0  # user feature instruction_recency = exp(-steps since instruction / this)
@@ -196,8 +211,9 @@ class ObservationEncoder:
 
     @property
     def space(self) -> spaces.Dict:
-        """Observation space for one user."""
-        m, d = self.n_candidates, self.candidate_dim
+        """The full observation space for one user (what ``encode`` returns)."""
+        m, d, n = self.n_candidates, self.candidate_dim, self.catalog.n_items
+        h = self.n_recent
         return spaces.Dict(
             {
                 "candidates": spaces.Box(0.0, 1.0, (m, d), np.float32),
@@ -205,9 +221,9 @@ class ObservationEncoder:
                 "history": spaces.Box(0.0, 1.0, (self.history_dim,), np.float32),
                 "instruction": spaces.Box(-1.0, 1.0, (self.instruction_dim,), np.float32),
                 "counters": spaces.Box(0.0, self.max_counter, (len(COUNTERS),), np.float32),
-                "items": spaces.Box(0, self.catalog.n_items - 1, (m,), np.int64),
-                "recent_items": spaces.Box(
-                    -1, self.catalog.n_items - 1, (self.n_recent,), np.int64
+                "candidate_ids": spaces.MultiDiscrete(np.full(m, n, np.int64)),
+                "recent_ids": spaces.MultiDiscrete(
+                    np.full(h, n + 1, np.int64), start=np.full(h, -1, np.int64)
                 ),
             }
         )
@@ -265,6 +281,35 @@ class ObservationEncoder:
             "history": np.clip(history, 0.0, 1.0),
             "instruction": p.instruction.astype(np.float32, copy=True),
             "counters": counters,
-            "items": candidates.astype(np.int64, copy=True),
-            "recent_items": p.recent_items.copy(),
+            "candidate_ids": candidates.astype(np.int64, copy=True),
+            "recent_ids": p.recent_items.copy(),
         }
+
+
+def view_space(full: spaces.Dict, view: str) -> spaces.Space:
+    """The observation space of ``view`` (one of ``VIEWS``) given the full space of one user
+    (``ObservationEncoder.space``)."""
+    if view == "features+ids":
+        return full
+    if view == "features":
+        return spaces.Dict({k: full[k] for k in FEATURE_KEYS})
+    if view == "flat":
+        boxes = [full[k] for k in FEATURE_KEYS]
+        low = np.concatenate([np.ravel(b.low) for b in boxes]).astype(np.float32)
+        high = np.concatenate([np.ravel(b.high) for b in boxes]).astype(np.float32)
+        return spaces.Box(low, high, dtype=np.float32)
+    raise ValueError(f"observation view {view!r}: expected one of {list(VIEWS)}")
+
+
+def view_observation(obs: dict[str, np.ndarray], view: str) -> dict[str, np.ndarray] | np.ndarray:
+    """``view`` of a batched full observation ``obs`` (arrays with a leading batch axis): a
+    dict of the view's keys (the same arrays, not copies), or for ``"flat"`` one [B, F]
+    float32 array."""
+    if view == "features+ids":
+        return obs
+    if view == "features":
+        return {k: obs[k] for k in FEATURE_KEYS}
+    if view == "flat":
+        b = obs["candidates"].shape[0]
+        return np.concatenate([obs[k].reshape(b, -1) for k in FEATURE_KEYS], axis=1)
+    raise ValueError(f"observation view {view!r}: expected one of {list(VIEWS)}")

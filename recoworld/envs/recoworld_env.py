@@ -9,7 +9,10 @@ import gymnasium as gym
 import numpy as np
 
 from recoworld.catalog import Catalog
+from recoworld.core.errors import require
 from recoworld.envs.config import WorldConfig, resolve_world_config
+from recoworld.envs.observation import view_observation, view_space
+from recoworld.envs.render import LastStep, draw_last
 from recoworld.envs.world import World
 from recoworld.llm import LLMBackend
 
@@ -19,9 +22,12 @@ def build_world_config(
     catalog: str | Path | Catalog | None = None,
     simulator: str | None = None,
     representation: str | None = None,
+    observation: str | None = None,
 ) -> WorldConfig:
     """The env's config: ``config`` (model, YAML path, dict or None) with keyword overrides."""
     overrides: dict[str, Any] = {}
+    if observation is not None:
+        overrides["observation"] = observation
     if catalog is not None and not isinstance(catalog, Catalog):
         overrides["catalog"] = {"source": str(catalog)}
     if simulator is not None:
@@ -40,11 +46,17 @@ def build_world(
     render_mode: str | None,
     render_modes: list[str],
     llm_backend: LLMBackend | None = None,
+    observation: str | None = None,
 ) -> World:
     """Check ``render_mode`` and build the ``World`` behind an env (single or vector)."""
     if render_mode is not None and render_mode not in render_modes:
-        raise ValueError(f"render_mode={render_mode!r}: supported {render_modes}")
-    cfg = build_world_config(config, catalog, simulator, representation)
+        raise ValueError(
+            f"render_mode={render_mode!r} is not supported: RecoWorld renders {render_modes} "
+            "(gym.make also takes 'human' and '<mode>_list' through Gymnasium's wrappers)"
+        )
+    if render_mode == "rgb_array":  # before the world is built: fail fast
+        require("PIL", "clients", "render_mode='rgb_array'")
+    cfg = build_world_config(config, catalog, simulator, representation, observation)
     cat = catalog if isinstance(catalog, Catalog) else None
     return World(cfg, n_users=n_users, catalog=cat, llm_backend=llm_backend)
 
@@ -164,7 +176,14 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     * ``representation``: ``"text"``.
     * ``config``: a ``WorldConfig``, a YAML path or a dict — everything else (candidates,
       user model, reward, episode structure).
-    * ``render_mode``: ``"ansi"`` returns a readable transcript of the last step.
+    * ``render_mode``: ``"ansi"`` returns a readable transcript of the last step;
+      ``"rgb_array"`` an image of it (``[H, W, 3]`` uint8, H fixed by the slate size: the
+      slate with titles, the user's response, a small user-state panel; a new user's first
+      candidates after ``reset``), e.g. for ``gymnasium.wrappers.RecordVideo``. It needs
+      Pillow (the ``clients`` extra). Frames are drawn only when ``render()`` is called.
+      ``gym.make`` also accepts ``"rgb_array_list"``/``"ansi_list"`` (Gymnasium's
+      ``RenderCollection``) and ``"human"`` (its ``HumanRendering`` window over
+      ``"rgb_array"``, which needs pygame); any other mode is a ``ValueError``.
 
     Seed through ``reset(seed=...)``; the same seed gives the same trajectory for the same
     actions.
@@ -188,7 +207,7 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     3
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -198,16 +217,19 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         config: WorldConfig | str | Path | dict[str, Any] | None = None,
         render_mode: str | None = None,
         llm_backend: LLMBackend | None = None,
+        observation: str | None = None,
     ) -> None:
         self.world = build_world(
             1, catalog, simulator, representation, config, render_mode,
-            self.metadata["render_modes"], llm_backend,
+            self.metadata["render_modes"], llm_backend, observation,
         )  # fmt: skip
         self.config = self.world.config
-        self.observation_space = self.world.observation_space
+        self.observation_view = self.config.observation
+        self.observation_space = view_space(self.world.observation_space, self.observation_view)
         self.action_space = self.world.action_space
         self.render_mode = render_mode
         self._last_text = ""
+        self._last_step: LastStep | None = None  # what render() draws (rgb_array)
 
     @property
     def catalog(self) -> Catalog:
@@ -220,11 +242,15 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if seed is None and self.world.state is None:
             seed = int(self.np_random.integers(0, 2**63 - 1))
         obs, info = self.world.reset(seed=seed)
-        self._last_text = "[new user] candidates: " + ", ".join(
-            self.catalog.titles[i]
-            for i in self.world.cands[0][:5]  # type: ignore[index]
-        )
-        return _row(obs), _row(info)
+        if self.render_mode == "ansi":
+            self._last_text = "[new user] candidates: " + ", ".join(
+                self.catalog.titles[i]
+                for i in self.world.cands[0][:5]  # type: ignore[index]
+            )
+        elif self.render_mode == "rgb_array":
+            assert self.world.cands is not None
+            self._last_step = LastStep(info["episode_id"], candidates=self.world.cands.copy())
+        return self._view(obs), _row(info)
 
     def step(
         self, action: np.ndarray
@@ -232,11 +258,33 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         obs, reward, terminated, truncated, info = self.world.step(np.asarray(action)[None])
         if self.render_mode == "ansi":
             self._last_text = format_step(self.world.catalog, info, float(reward[0]))
-        return _row(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), _row(info)
+        elif self.render_mode == "rgb_array":
+            self._last_step = LastStep(info["episode_id"], info=info, reward=reward)
+        return (
+            self._view(obs),
+            float(reward[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            _row(info),
+        )
 
-    def render(self) -> str | None:
+    def _view(self, obs: dict[str, np.ndarray]) -> Any:
+        """The policy's view of the world's batched observation, row 0."""
+        view = view_observation(obs, self.observation_view)
+        return view[0] if isinstance(view, np.ndarray) else _row(view)
+
+    def render(self) -> str | np.ndarray | None:
+        """The last step (or reset) as text (``"ansi"``) or an image (``"rgb_array"``)."""
         if self.render_mode == "ansi":
             return self._last_text
+        if self.render_mode == "rgb_array":
+            return draw_last(self.world, self._last_step)
+        env_id = self.spec.id if self.spec is not None else "recoworld/RecoWorld-v0"
+        gym.logger.warn(
+            "You are calling render method without specifying any render mode. You can "
+            f'specify the render_mode at initialization, e.g. gym.make("{env_id}", '
+            'render_mode="rgb_array")'
+        )
         return None
 
     def close(self) -> None:

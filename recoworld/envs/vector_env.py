@@ -6,6 +6,10 @@ user slot b. Autoreset follows Gymnasium's default ``NEXT_STEP`` mode (like
 ``CartPoleVectorEnv``): the step after a slot terminates or truncates ignores that slot's
 action and returns the first observation of a new user with reward 0.
 
+``render_mode="rgb_array"`` follows Gymnasium's vector convention too: ``render()`` returns a
+tuple of ``num_envs`` frames (``RecoWorldEnv``'s), drawn only when it is called (a slot reset
+at the last step shows its new user); ``"ansi"`` returns the transcript of slot 0.
+
 Info follows Gymnasium's vector convention: every key holds an array with a leading axis of
 B, and ``info["_<key>"]`` masks the slots where it is meaningful (slots that were reset this
 step carry their reset info: ``episode_id`` and ``candidates``).
@@ -22,14 +26,20 @@ from gymnasium.vector.utils import batch_space
 
 from recoworld.catalog import Catalog
 from recoworld.envs.config import WorldConfig
+from recoworld.envs.observation import view_observation, view_space
 from recoworld.envs.recoworld_env import build_world, format_step
+from recoworld.envs.render import LastStep, draw_last
 from recoworld.llm import LLMBackend
 
 
 class RecoWorldVectorEnv(VectorEnv):
     """B RecoWorld users stepped together; see ``RecoWorldEnv`` for the per-user manual."""
 
-    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(
         self,
@@ -40,20 +50,25 @@ class RecoWorldVectorEnv(VectorEnv):
         config: WorldConfig | str | Path | dict[str, Any] | None = None,
         render_mode: str | None = None,
         llm_backend: LLMBackend | None = None,
+        observation: str | None = None,
     ) -> None:
         self.world = build_world(
             num_envs, catalog, simulator, representation, config, render_mode,
-            self.metadata["render_modes"], llm_backend,
+            self.metadata["render_modes"], llm_backend, observation,
         )  # fmt: skip
         self.config = self.world.config
         self.num_envs = num_envs
-        self.single_observation_space = self.world.observation_space
+        self.observation_view = self.config.observation
+        self.single_observation_space = view_space(
+            self.world.observation_space, self.observation_view
+        )
         self.single_action_space = self.world.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.render_mode = render_mode
         self._autoreset = np.zeros(num_envs, dtype=bool)
         self._last_text = ""
+        self._last_step: LastStep | None = None  # what render() draws (rgb_array)
 
     @property
     def catalog(self) -> Catalog:
@@ -72,7 +87,11 @@ class RecoWorldVectorEnv(VectorEnv):
             seed = int(self.np_random.integers(0, 2**63 - 1))
         self._autoreset[:] = False
         obs, info = self.world.reset(seed=seed)
-        return obs, _with_masks(info, np.ones(self.num_envs, dtype=bool))
+        if self.render_mode == "rgb_array":
+            assert self.world.cands is not None
+            self._last_step = LastStep(info["episode_id"], candidates=self.world.cands.copy())
+        view = view_observation(obs, self.observation_view)
+        return view, _with_masks(info, np.ones(self.num_envs, dtype=bool))
 
     def step(
         self, actions: np.ndarray
@@ -97,9 +116,20 @@ class RecoWorldVectorEnv(VectorEnv):
         self._autoreset = terminated | truncated
         if self.render_mode == "ansi":
             self._last_text = format_step(self.world.catalog, info, float(reward[0]))
-        return obs, reward, terminated, truncated, info
+        elif self.render_mode == "rgb_array":
+            reset = done_before.any()
+            cands = self.world.cands.copy() if reset else None  # type: ignore[union-attr]
+            self._last_step = LastStep(
+                info["episode_id"], cands, info, reward.copy(), done_before if reset else None
+            )
+        view = view_observation(obs, self.observation_view)
+        return view, reward, terminated, truncated, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | tuple[np.ndarray, ...] | None:
+        """``"rgb_array"``: one frame per sub-environment (drawn now, from the last step);
+        ``"ansi"``: the transcript of slot 0's last step."""
+        if self.render_mode == "rgb_array":
+            return tuple(draw_last(self.world, self._last_step, b) for b in range(self.num_envs))
         return self._last_text if self.render_mode == "ansi" else None
 
     def close_extras(self, **kwargs: Any) -> None:

@@ -74,7 +74,9 @@ def write_transcript(
 
     cfg = world_config.model_copy(deep=True)
     cfg.episode.text_info = "all"
-    env = RecoWorldVectorEnv(num_envs=users, config=cfg, llm_backend=llm_backend)
+    env = RecoWorldVectorEnv(
+        num_envs=users, config=cfg, llm_backend=llm_backend, observation="features+ids"
+    )
     try:
         rec = make_baseline(policy, env.world, seed=seed)
         obs, _ = env.reset(seed=seed)

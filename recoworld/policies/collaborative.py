@@ -1,8 +1,8 @@
 """What the collaborative-filtering recommenders (item-kNN, matrix factorisation) share.
 
 Both are fitted once on logged ``Interactions`` and then, at act time, score each
-candidate (``observation["items"]``) from the user's recent clicks
-(``observation["recent_items"]``) — no per-user training at act time, so they serve users
+candidate (``observation["candidate_ids"]``) from the user's recent clicks
+(``observation["recent_ids"]``) — no per-user training at act time, so they serve users
 they never saw (every simulated user is new to them).
 
 Scores are combined the same way for both::
@@ -12,7 +12,7 @@ Scores are combined the same way for both::
 ``prior`` is log1p(fit-log count) scaled to [0, 1]: it breaks ties and is the whole score
 for a user with no clicks yet (cold start: the fit log's most-popular order). The
 clicked-before flag is the user's own log (candidate feature ``clicked_before`` when its
-column is given, else membership in ``recent_items``); the simulated users rarely rewatch.
+column is given, else membership in ``recent_ids``); the simulated users rarely rewatch.
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ class CollaborativeRecommender(ABC):
         if self.prior is None:
             raise RuntimeError(f"{type(self).__name__}: call fit(interactions) before act")
         obs, single = batched(observation)
-        require(obs, ("items", "recent_items"), type(self).__name__)
-        items = np.asarray(obs["items"], dtype=np.int64)
-        recent = np.asarray(obs["recent_items"], dtype=np.int64)
+        require(obs, ("candidate_ids", "recent_ids"), type(self).__name__)
+        items = np.asarray(obs["candidate_ids"], dtype=np.int64)
+        recent = np.asarray(obs["recent_ids"], dtype=np.int64)
         if items.size and (items.min() < 0 or items.max() >= self.n_items):
             raise ValueError(
                 f"{type(self).__name__}: candidate items outside the fitted catalog of "

@@ -10,7 +10,7 @@ damps similarities resting on few co-occurrences. On MovieLens 100k liked rating
 takes well under a second.
 
 Act: a candidate c is scored by its similarity to the user's recent clicks
-(``observation["recent_items"]``, most recent first), the h-th most recent weighted by
+(``observation["recent_ids"]``, most recent first), the h-th most recent weighted by
 ``recency_decay ** h``::
 
     cf_score(c) = sum_h recency_decay^h * sim(recent_h, c)
@@ -41,7 +41,7 @@ class ItemKNNConfig(CollaborativeConfig):
 
 
 class ItemKNNRecommender(CollaborativeRecommender):
-    """Item-kNN over ``recent_items`` (see the module docstring)."""
+    """Item-kNN over ``recent_ids`` (see the module docstring)."""
 
     name = "knn"
 

@@ -2,7 +2,7 @@
 
 For each of the B users of a (batched) observation one chat request is rendered from the
 ``reranker`` prompt templates (``recoworld/prompts/reranker.*.jinja``): the titles of the
-user's recent clicks (``observation["recent_items"]`` via the catalog), the user's latest
+user's recent clicks (``observation["recent_ids"]`` via the catalog), the user's latest
 instruction, and the M candidates numbered 1..M with title and topics. Titles and the
 user's words are data and go through the ``fence`` filter. All B requests go to
 ``LLMBackend.generate`` in one call, with a schema of exactly k distinct candidate numbers
@@ -116,9 +116,9 @@ class LLMRerankerRecommender:
     def requests(self, observation: dict[str, np.ndarray]) -> list[ChatRequest]:
         """One chat request per user of a (batched) observation."""
         obs, _ = batched(observation)
-        require(obs, ("candidates", "items", "recent_items", "instruction"), "LLMReranker")
-        items = np.asarray(obs["items"], dtype=np.int64)
-        recent = np.asarray(obs["recent_items"], dtype=np.int64)
+        require(obs, ("candidates", "candidate_ids", "recent_ids", "instruction"), "LLMReranker")
+        items = np.asarray(obs["candidate_ids"], dtype=np.int64)
+        recent = np.asarray(obs["recent_ids"], dtype=np.int64)
         instruction = np.asarray(obs["instruction"])
         b, m = items.shape
         k = self.slate_size
@@ -158,7 +158,7 @@ class LLMRerankerRecommender:
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         obs, single = batched(observation)
         requests = self.requests(obs)
-        b, m = np.shape(obs["items"])
+        b, m = np.shape(obs["candidate_ids"])
         k = self.slate_size
         self._calls += 1
         completions = self.backend.generate(requests, rerank_schema(k, m), on_invalid="record")

@@ -12,7 +12,7 @@ one sparse product of P with the items' flattened outer products, solved in one 
 (data, config). MovieLens 100k liked ratings, 32 factors, 15 iterations: about a second.
 
 Act: a simulated user is not a row of the fit log, so its vector is *folded in* from its
-recent clicks (``observation["recent_items"]``) by the same exact user step — a batched
+recent clicks (``observation["recent_ids"]``) by the same exact user step — a batched
 f x f solve per act, no training::
 
     x_b = (Y^T Y + regularization I + alpha sum_h y_h y_h^T)^-1 (1 + alpha) sum_h y_h
@@ -56,7 +56,7 @@ def _solve_side(
 
 
 class ALSRecommender(CollaborativeRecommender):
-    """Implicit ALS with fold-in of ``recent_items`` (see the module docstring)."""
+    """Implicit ALS with fold-in of ``recent_ids`` (see the module docstring)."""
 
     name = "mf"
 

@@ -19,6 +19,10 @@ from recoworld.llm import LLMBackend
 from recoworld.policies.base import OnlineRecommender, Recommender
 from recoworld.policies.baselines import POLICIES, make_baseline
 
+FULL_VIEW = "features+ids"
+"""The view every policy gets here: a policy reads the keys it knows, and the baselines that
+learn per item (item-kNN, MF, the LLM re-ranker) need the ids."""
+
 
 class SimulateConfig(StrictModel):
     """What ``recoworld simulate`` runs (the ``simulate:`` section of a run YAML)."""
@@ -39,10 +43,21 @@ class SimulateConfig(StrictModel):
         return policies
 
 
-def summarize(returns: list[float], lengths: list[int], sessions: list[int], totals: dict) -> dict:
-    """Per-policy summary statistics of completed episodes and all logged steps."""
+def summarize(
+    returns: list[float],
+    lengths: list[int],
+    sessions: list[int],
+    totals: dict,
+    episode_ids: list[int] | None = None,
+) -> dict:
+    """Per-policy summary statistics of completed episodes and all logged steps.
+    ``episode_returns`` lists the lives' returns in episode-id order (with ``episode_ids``;
+    else in the order given), so two policies run with the same seed pair up life by life
+    (common random numbers)."""
     steps = max(totals["steps"], 1)
     sess = np.asarray(sessions)
+    order = np.argsort(episode_ids, kind="stable") if episode_ids is not None else None
+    by_id = [returns[i] for i in order] if order is not None else list(returns)
     return {
         "episodes": len(returns),
         "mean_return": float(np.mean(returns)) if returns else 0.0,
@@ -58,6 +73,7 @@ def summarize(returns: list[float], lengths: list[int], sessions: list[int], tot
         "session_depth": totals["steps"] / max(totals["session_ends"], 1),
         "survival_by_session": [float((sess > s).mean()) for s in range(int(sess.max(initial=0)))],
         "user_steps": totals["steps"],
+        "episode_returns": [float(r) for r in by_id],
     }
 
 
@@ -86,7 +102,9 @@ def run_policy(
     order they started) have all ended, and summarise exactly those lives. (Summarising the
     first lives to *end* would over-represent short lives.) ``policy`` is a baseline's name
     or any ``Recommender`` (e.g. a trained RLlib module)."""
-    env = RecoWorldVectorEnv(num_envs=sim.users, config=world_config, llm_backend=llm_backend)
+    env = RecoWorldVectorEnv(
+        num_envs=sim.users, config=world_config, llm_backend=llm_backend, observation=FULL_VIEW
+    )
     try:
         return _run_policy(env, policy, sim, log, progress, task)
     finally:
@@ -110,6 +128,7 @@ def _run_policy(
     returns: list[float] = []
     lengths: list[int] = []
     sessions: list[int] = []
+    episode_ids: list[int] = []
     keys = ("steps", "clicks", "watch", "likes", "follows", "gifts", "instructions", "returns")
     totals = dict.fromkeys((*keys, "session_ends"), 0.0)
     for t in range(sim.max_steps):
@@ -134,6 +153,7 @@ def _run_policy(
             returns.append(float(ep_return[i]))
             lengths.append(int(ep_len[i]))
             sessions.append(int(info["session"][i]) + 1)
+            episode_ids.append(int(info["episode_id"][i]))
         ep_return[terminated | truncated] = 0.0
         ep_len[terminated | truncated] = 0
         if progress is not None:
@@ -147,4 +167,4 @@ def _run_policy(
         )
     if isinstance(policy, str) and hasattr(rec, "close"):
         rec.close()  # e.g. an LLM re-ranker's own backend
-    return summarize(returns, lengths, sessions, totals)
+    return summarize(returns, lengths, sessions, totals, episode_ids)

@@ -61,7 +61,7 @@ def test_columns_and_obs_round_trip(dataset, small_config):
 
     # the first rows are the first step of each slot: obs == the env's reset observation
     world = _world(small_config)
-    env = RecoWorldVectorEnv(num_envs=6, config=world)
+    env = RecoWorldVectorEnv(num_envs=6, config=world, observation="features+ids")
     reset_obs, _ = env.reset(seed=0)
     env.close()
     for slot in range(6):
@@ -145,7 +145,7 @@ def test_bc_trains_and_clones(ray_session, dataset, small_config, tmp_path):
     manifest = json.loads((tmp_path / "bc" / "manifest.json").read_text())
     assert manifest["config"]["offline"]["algo"] == "bc"
     # the cloned policy (loaded from the checkpoint) recommends distinct items
-    env = RecoWorldVectorEnv(num_envs=16, config=_world(small_config))
+    env = RecoWorldVectorEnv(num_envs=16, config=_world(small_config), observation="features+ids")
     obs, _ = env.reset(seed=5)
     env.close()
     slates = res["recommender"].act(obs)

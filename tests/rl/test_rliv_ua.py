@@ -55,7 +55,7 @@ def test_connector_columns_line_up(ray_session, small_config, asa):
         user = b["obs"]["user"].numpy()
         nxt = b["scri_next_user"].numpy()
         creators, _ = item_creators(world)
-        items = np.take_along_axis(b["obs"]["items"].numpy(), b["actions"].numpy(), 1)
+        items = np.take_along_axis(b["obs"]["candidate_ids"].numpy(), b["actions"].numpy(), 1)
         authors = creators[items]
         if asa:  # next state = the next row (the artificial last row holds the final obs)
             rows, slots = np.nonzero(valid)
@@ -89,7 +89,7 @@ def test_module_scores_and_conditioning():
          "candidates": {"n_candidates": 10},
          "episode": {"slate_size": 3, "max_sessions": 3, "max_session_steps": 10}}
     )  # fmt: skip
-    env = RecoWorldVectorEnv(num_envs=4, config=cfg)
+    env = RecoWorldVectorEnv(num_envs=4, config=cfg, observation="features+ids")
     obs, _ = env.reset(seed=0)
     creators = env.world.catalog.creator.tolist()
     spaces = {"observation_space": env.single_observation_space,
@@ -140,7 +140,7 @@ def test_train_checkpoint_and_reload(ray_session, small_config, tmp_path):
     assert type(rec.module).__name__ == "RLIVUAModule" and not rec.module.conditioning
     from recoworld.envs.vector_env import RecoWorldVectorEnv
 
-    env = RecoWorldVectorEnv(num_envs=5, config=world)
+    env = RecoWorldVectorEnv(num_envs=5, config=world, observation="features+ids")
     obs, _ = env.reset(seed=0)
     slate = rec.act(obs)
     assert slate.shape == (5, 3) and all(len(set(r)) == 3 for r in slate.tolist())

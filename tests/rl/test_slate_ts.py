@@ -188,7 +188,7 @@ def test_train_checkpoint_and_reload(ray_session, small_config, tmp_path):
     assert ts["buffer_rows"] > results[0]["slate_ts"]["buffer_rows"]  # data accumulates
     assert np.isfinite(results[-1]["learners"]["default_policy"]["elbo_per_row"])
     rec = load_recommender(out / "checkpoint", "slate_ts")  # manifest says slate_ts
-    env = RecoWorldVectorEnv(num_envs=5, config=world)
+    env = RecoWorldVectorEnv(num_envs=5, config=world, observation="features+ids")
     obs, _ = env.reset(seed=0)
     slates = rec.act(obs)
     assert slates.shape == (5, 3) and all(len(set(r)) == 3 for r in slates.tolist())

@@ -52,6 +52,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from recoworld.catalog import Catalog, MovieLensData, load_catalog
+from recoworld.envs.observation import view_observation, view_space
 from recoworld.envs.population.config import PopulationConfig
 from recoworld.envs.population.coupling import (
     SHARED_NOTE,
@@ -243,6 +244,9 @@ class PopulationEnv(ParallelEnv):
             )
         self.render_mode = render_mode
         self.population = self._make_population(llm_backend)
+        self._observation_space = view_space(
+            self.population.world.observation_space, self.config.world.observation
+        )
         self.possible_agents = [f"user_{i}" for i in range(self.population.capacity)]
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
@@ -256,15 +260,20 @@ class PopulationEnv(ParallelEnv):
 
     @functools.cache  # noqa: B019 (one space object for every agent)
     def observation_space(self, agent: str) -> spaces.Space:
-        return self.population.world.observation_space
+        """Per agent, the view ``world.observation`` of RecoWorld-v0's observation (one space
+        object shared by every agent)."""
+        return self._observation_space
 
     @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return self.population.world.action_space
 
-    def _agent_obs(self, rows: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    def _agent_obs(self, rows: np.ndarray) -> dict[str, Any]:
         assert self._obs is not None
-        return _per_agent(self._obs, list(self._obs), rows, self.possible_agents)
+        view = view_observation(self._obs, self.config.world.observation)
+        if isinstance(view, np.ndarray):  # flat: one row per agent
+            return {self.possible_agents[r]: view[r] for r in rows.tolist()}
+        return _per_agent(view, list(view), rows, self.possible_agents)
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None

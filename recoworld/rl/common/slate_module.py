@@ -2,7 +2,8 @@
 
 For each user the module reads the observation dict of ``RecoWorld-v0``:
 
-- context c = [user (8); history (T + 3); instruction (T + 1); log(1 + counters) (4)]
+- context c = [user (8); history (T + 3); instruction (T + 1)], plus log(1 + counters) (4)
+  when the observation has them (the ``features+ids`` view)
 - per candidate i: item features x_i (M x d; topics, popularity, freshness, shown/clicked
   before, creator follow/clicks, candidate source)
 
@@ -12,7 +13,7 @@ and scores every candidate with one MLP shared across candidates,
 
 (the two products let a small network see at once whether an item matches what the user
 asked for and what it has been clicking). When the observation carries them, the context
-also takes ``OPTIONAL_CONTEXT_KEYS`` (``novelty``: novelty-response features, ``goal``: a
+also takes the other ``OPTIONAL_CONTEXT_KEYS`` (``novelty``: novelty-response features, ``goal``: a
 one-hot novelty goal from a higher-level policy; ``recoworld.rl.hrl.algorithm``) and each candidate
 its ``PER_CANDIDATE_KEYS`` value (``candidate_novelty`` [M]).
 
@@ -40,8 +41,8 @@ from torch import nn
 
 from recoworld.rl.common.plackett_luce import PlackettLuce, plackett_luce
 
-CONTEXT_KEYS = ("user", "history", "instruction", "counters")
-OPTIONAL_CONTEXT_KEYS = ("novelty", "goal")
+CONTEXT_KEYS = ("user", "history", "instruction")
+OPTIONAL_CONTEXT_KEYS = ("counters", "novelty", "goal")
 PER_CANDIDATE_KEYS = ("candidate_novelty",)
 
 
@@ -69,8 +70,11 @@ class SlateScoringModule(TorchRLModule, ValueFunctionAPI):
         self.slate_size = int(cfg.get("slate_size", len(act.nvec)))
         d = obs["candidates"].shape[-1]
         self.n_topics = obs["instruction"].shape[0] - 1
-        self.context_keys = CONTEXT_KEYS + tuple(k for k in OPTIONAL_CONTEXT_KEYS if k in obs)
-        self.candidate_keys = tuple(k for k in PER_CANDIDATE_KEYS if k in obs)
+        # membership of the keys (``k in space`` would test whether k is a sample of it)
+        self.context_keys = CONTEXT_KEYS + tuple(
+            k for k in OPTIONAL_CONTEXT_KEYS if k in obs.spaces
+        )
+        self.candidate_keys = tuple(k for k in PER_CANDIDATE_KEYS if k in obs.spaces)
         ctx = sum(int(obs[key].shape[0]) for key in self.context_keys)
         item_in = ctx + d + len(self.candidate_keys) + 2 * self.n_topics
         self.scorer = _mlp([item_in, *cfg.get("hidden", [128, 128])], 1)

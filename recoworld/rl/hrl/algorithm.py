@@ -70,7 +70,7 @@ def goal_values(settings: HRLSettings) -> np.ndarray:
 def augmented_space(base: spaces.Dict, goal_levels: int | None) -> spaces.Dict:
     """``base`` (RecoWorld's single observation space) plus the novelty keys (and the goal
     one-hot when ``goal_levels``)."""
-    m = base["items"].shape[0]
+    m = base["candidate_ids"].shape[0]
     extra: dict[str, spaces.Space] = {
         NOVELTY_KEY: spaces.Box(0.0, 1.0, (len(FEATURES),), np.float32),
         CAND_NOVELTY_KEY: spaces.Box(0.0, 1.0, (m,), np.float32),
@@ -93,7 +93,9 @@ def augment(
     ``goal`` [B, L] one-hot is given) ``goal``."""
     out = dict(obs)
     out[NOVELTY_KEY] = signals.features()
-    out[CAND_NOVELTY_KEY] = signals.item_novelty(obs["items"], obs["history"]).astype(np.float32)
+    out[CAND_NOVELTY_KEY] = signals.item_novelty(obs["candidate_ids"], obs["history"]).astype(
+        np.float32
+    )
     if goal is not None:
         out[GOAL_KEY] = goal.astype(np.float32)
     return out
@@ -350,7 +352,7 @@ class NoveltyRecommender:
         import torch
 
         obs, single = batched(observation)
-        signals = self._ensure(len(obs["items"]))
+        signals = self._ensure(len(obs["candidate_ids"]))
         counters = np.asarray(obs["counters"])
         signals.reset(counters[:, 2] == 0)  # a new user (first step of a life)
         fresh = counters[:, 1] == 0
@@ -379,11 +381,11 @@ class NoveltyRecommender:
         info: dict[str, Any],
     ) -> None:
         obs, _ = batched(observation)
-        signals = self._ensure(len(obs["items"]))
-        stepped = np.asarray(info.get("_click", np.ones(len(obs["items"]), bool)))
+        signals = self._ensure(len(obs["candidate_ids"]))
+        stepped = np.asarray(info.get("_click", np.ones(len(obs["candidate_ids"]), bool)))
         if stepped.ndim > 1:
             stepped = stepped.any(axis=1)
-        items = np.asarray(info["item_index"]).reshape(len(obs["items"]), -1)
+        items = np.asarray(info["item_index"]).reshape(len(obs["candidate_ids"]), -1)
         shown = np.asarray(info["shown"], bool).reshape(items.shape)
         click = np.asarray(info["click"]).reshape(items.shape)
         signals.record(items, obs["history"], shown, click, rows=stepped)

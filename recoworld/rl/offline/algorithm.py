@@ -46,7 +46,7 @@ flattened or struct columns (a struct column reaches the episode as Python lists
 wrong dtypes and nesting). A value packed with ``ray.rllib.utils.compression.pack``
 (cloudpickle + LZ4 + base64, what RLlib's own ``OfflineEnvRunner`` writes for compressed
 columns) is unpacked into exactly the dict of numpy arrays the env produced — every key
-(extra keys such as ``items`` / ``recent_items`` included) with its dtype and shape — so the
+(extra keys such as ``candidate_ids`` / ``recent_ids`` included) with its dtype and shape — so the
 slate module reads logged and live observations alike. ``decode_obs`` unpacks one value
 outside RLlib. Extra columns of the file become RLlib ``extra_model_outputs`` (so
 ``action_logp`` and ``returns_to_go`` reach the training batch); that is why the
@@ -328,7 +328,7 @@ def record_offline(
     the dataset statistics and the behaviour's summary on those lives (``simulate.
     summarize``)."""
     out = Path(out_dir)
-    env = RecoWorldVectorEnv(num_envs=users, config=world)
+    env = RecoWorldVectorEnv(num_envs=users, config=world, observation="features+ids")
     try:
         rec = make_behaviour(policy, env.world, epsilon, seed)
         name = getattr(rec, "name", type(rec).__name__)
@@ -539,7 +539,7 @@ def build_offline_config(data: str | Path, world: WorldConfig, cfg: OfflineTrain
         )
     else:
         algo_cfg = BCConfig()
-    env = RecoWorldVectorEnv(num_envs=1, config=world)
+    env = RecoWorldVectorEnv(num_envs=1, config=world, observation="features+ids")
     obs_space, act_space = env.single_observation_space, env.single_action_space
     env.close()
     return (

@@ -66,6 +66,8 @@ def build_rliv_ua_config(world: WorldConfig, cfg: TrainConfig) -> Any:
         "conditioning": s.conditioning,
     }
     connector = functools.partial(make_scri_connector, item_creator=creators, asa=s.asa)
+    # the critics read item ids (authors) and the counters: the features+ids view
+    world = world.model_copy(update={"observation": "features+ids"})
     return (
         build_algorithm_config(world, cfg)
         .learners(

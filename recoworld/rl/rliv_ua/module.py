@@ -125,7 +125,7 @@ class RLIVUAModule(SlateScoringModule):
     def candidate_inputs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, M, x] pair inputs of every candidate (its author, pair history, item)."""
         cands = obs["candidates"].float()
-        authors = self.item_creator[obs["items"].long()]
+        authors = self.item_creator[obs["candidate_ids"].long()]
         pair = cands[..., [self.follow_col, self.clicks_col]]
         ones = torch.ones(cands.shape[:-1], device=cands.device)
         return self.pair_input(obs["user"], obs["history"], obs["instruction"], obs["counters"],
@@ -168,7 +168,7 @@ class RLIVUATorchLearner(PPOTorchLearner):
         cands = obs["candidates"].float()
         idx = actions[..., None].expand(*actions.shape, cands.shape[-1])
         item = cands.gather(1, idx)  # [B, k, d]
-        authors = module.item_creator[obs["items"].long().gather(1, actions)]
+        authors = module.item_creator[obs["candidate_ids"].long().gather(1, actions)]
         pair = item[..., [module.follow_col, module.clicks_col]]
         ones = torch.ones(actions.shape, device=cands.device)
         args = (obs["user"], obs["history"], obs["instruction"], obs["counters"], authors, pair)

@@ -254,7 +254,7 @@ def _make_connector_class() -> type:
             obs = episode.get_observations()
             actions = np.asarray(episode.get_actions(), dtype=np.int64)
             infos = episode.get_infos()
-            cands, items = obs["candidates"], obs["items"]
+            cands, items = obs["candidates"], obs["candidate_ids"]
             k = actions.shape[1]
             real = actions[:n]
             slot_items = np.take_along_axis(items[:n], real, axis=1)

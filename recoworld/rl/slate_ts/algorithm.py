@@ -14,7 +14,7 @@ in RLlib's places (new API stack):
   ``SlateTSSettings.lr``; the ELBO's parts are logged.
 - **Algorithm** ``SlateTS.training_step``: sample ``steps_per_iteration`` env steps with
   the exploring module, turn the episodes into rows (click history = the observation's
-  ``recent_items``, slate = ``items[action]``, the per-slot ``click``/``shown`` of the step
+  ``recent_ids``, slate = ``candidate_ids[action]``, the per-slot ``click``/``shown`` of the step
   info; one row per click, one "no click" row for a step without clicks), append them to
   a FIFO buffer of ``buffer_size`` rows (all data so far, by default), take
   ``updates_per_iteration`` gradient steps on minibatches drawn from the buffer (the ELBO
@@ -23,7 +23,7 @@ in RLlib's places (new API stack):
   the posterior and refits it on the data it collects from then on.
 
 The module is stateless for RLlib: the GRU is re-run each step over the observation's
-``recent_items`` (the user's last H clicked items, H = ``episode.recent_items``, kept across
+``recent_ids`` (the user's last H clicked items, H = ``episode.recent_items``, kept across
 the sessions of a user's life), so the user state covers the last H clicks, not the whole
 life as in the paper's offline model.
 
@@ -118,10 +118,12 @@ class SlateTSModule(TorchRLModule):
 
     def setup(self) -> None:
         obs = self.observation_space
-        if not isinstance(obs, gym.spaces.Dict) or not {"items", "recent_items"} <= set(obs.spaces):
+        if not isinstance(obs, gym.spaces.Dict) or not {"candidate_ids", "recent_ids"} <= set(
+            obs.spaces
+        ):
             raise ValueError(
-                "SlateTSModule needs the RecoWorld observation dict with 'items' and "
-                f"'recent_items', got {obs}"
+                "SlateTSModule needs the RecoWorld observation dict with 'candidate_ids' and "
+                f"'recent_ids' (observation: features+ids), got {obs}"
             )
         act = self.action_space
         if not isinstance(act, gym.spaces.MultiDiscrete):
@@ -130,7 +132,7 @@ class SlateTSModule(TorchRLModule):
         if "spec" not in cfg:
             raise ValueError("SlateTSModule: model_config needs 'spec' (ModelSpec.to_dict())")
         spec = ModelSpec.from_dict(cfg["spec"])
-        n_items = int(np.asarray(obs["items"].high).max()) + 1
+        n_items = int(np.asarray(obs["candidate_ids"].nvec).max())
         if n_items != spec.n_items:
             raise ValueError(
                 f"SlateTSModule: the model has {spec.n_items} items but the observation's "
@@ -144,7 +146,7 @@ class SlateTSModule(TorchRLModule):
     def slates(self, obs: dict[str, Any], mode: str) -> torch.Tensor:
         """[B, k] candidate positions for a batch of observations (torch tensors)."""
         return self.model.select(
-            torch.as_tensor(obs["recent_items"]), torch.as_tensor(obs["items"]),
+            torch.as_tensor(obs["recent_ids"]), torch.as_tensor(obs["candidate_ids"]),
             self.slate_size, mode, samples=self.samples,  # type: ignore[arg-type]
         )  # fmt: skip
 
@@ -232,7 +234,7 @@ def episode_steps(episode: Any) -> dict[str, np.ndarray] | None:
     actions = np.asarray(episode.get_actions()).reshape(n, -1).astype(np.int64)
     infos = episode.get_infos()
     if isinstance(obs, list):  # not yet numpy-ized: a list of dicts
-        obs = {k: np.stack([o[k] for o in obs]) for k in ("items", "recent_items")}
+        obs = {k: np.stack([o[k] for o in obs]) for k in ("candidate_ids", "recent_ids")}
     keep, click, shown = [], [], []
     for t in range(n):
         info = infos[t + 1]
@@ -244,9 +246,9 @@ def episode_steps(episode: Any) -> dict[str, np.ndarray] | None:
     if not keep:
         return None
     t = np.asarray(keep)
-    items = np.asarray(obs["items"])[t]
+    items = np.asarray(obs["candidate_ids"])[t]
     return {
-        "hist": np.asarray(obs["recent_items"])[t],
+        "hist": np.asarray(obs["recent_ids"])[t],
         "slate": np.take_along_axis(items, actions[t], axis=1),
         "shown": np.stack(shown),
         "click": np.stack(click),
@@ -423,6 +425,7 @@ def build_slate_ts_config(world: WorldConfig, cfg: Any) -> SlateTSConfig:
     from recoworld.rl.runtime import on_recoworld_env
 
     settings: SlateTSSettings = cfg.slate_ts
+    world = world.model_copy(update={"observation": "features+ids"})  # the GRU reads item ids
     return (
         on_recoworld_env(SlateTSConfig(), world, cfg)
         .slate_ts(settings=settings)
@@ -439,7 +442,8 @@ def build_population_slate_ts_config(
 
     from recoworld.rl.population.algorithm import SHARED, register_population_env, shared_policy
 
-    world = pop_config.world
+    world = pop_config.world.model_copy(update={"observation": "features+ids"})  # item ids
+    pop_config = pop_config.model_copy(update={"world": world})
     catalog = _catalog(world, pop_config.publishing.reserve)
     return (
         SlateTSConfig()
@@ -489,13 +493,13 @@ class SlateTSRecommender:
 
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         obs, single = batched(observation)
-        for key in ("items", "recent_items"):
+        for key in ("candidate_ids", "recent_ids"):
             if key not in obs:
                 raise ValueError(f"SlateTSRecommender: the observation lacks {key!r}")
         m = self.module
         slate = m.model.select(
-            torch.as_tensor(np.asarray(obs["recent_items"])),
-            torch.as_tensor(np.asarray(obs["items"])), m.slate_size,
+            torch.as_tensor(np.asarray(obs["recent_ids"])),
+            torch.as_tensor(np.asarray(obs["candidate_ids"])), m.slate_size,
             self.mode, samples=m.samples, generator=self.generator,  # type: ignore[arg-type]
         )  # fmt: skip
         return unbatch(slate.numpy().astype(np.int64), single)

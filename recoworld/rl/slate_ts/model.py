@@ -242,7 +242,7 @@ class SlateTSModel(nn.Module):
 
     def _history(self, p: Params, hist: torch.Tensor) -> torch.Tensor:
         """z [S, B, D] from ``hist`` [B, H]: catalog indices of clicked items, newest first,
-        -1 padded (the observation's ``recent_items``)."""
+        -1 padded (the observation's ``recent_ids``)."""
         hist = hist.long().flip(-1)  # oldest first
         mask = hist >= 0
         vec = self.item_vectors(p, hist.clamp_min(0))

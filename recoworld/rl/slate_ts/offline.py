@@ -204,7 +204,7 @@ class Steps:
 
 def log_steps(log: SlateLog, history: int = 10) -> Steps:
     """The click history (last ``history`` clicked items, newest first, this step's clicks
-    excluded) of every step of ``log``, the same encoding as ``recent_items``."""
+    excluded) of every step of ``log``, the same encoding as ``recent_ids``."""
     n = len(log)
     hist = np.full((n, history), -1, np.int64)
     step = np.zeros(n, np.int64)
