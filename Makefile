@@ -63,12 +63,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_world_vs_recsim.py
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check recoworld tests benchmarks experiments
-	$(BIN)/ruff check recoworld tests benchmarks experiments
+	$(BIN)/ruff format --check recoworld tests benchmarks experiments examples
+	$(BIN)/ruff check recoworld tests benchmarks experiments examples
 
 format: $(STAMP)
-	$(BIN)/ruff format recoworld tests benchmarks experiments
-	$(BIN)/ruff check --fix recoworld tests benchmarks experiments
+	$(BIN)/ruff format recoworld tests benchmarks experiments examples
+	$(BIN)/ruff check --fix recoworld tests benchmarks experiments examples
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

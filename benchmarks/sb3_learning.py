@@ -81,7 +81,7 @@ class SB3Recommender:
         return np.asarray(action, dtype=np.int64)
 
 
-def train_sb3(world: dict[str, Any], seed: int, steps: int) -> Any:
+def train_sb3(world: dict[str, Any], seed: int, steps: int, **ppo_kwargs: Any) -> Any:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -90,7 +90,7 @@ def train_sb3(world: dict[str, Any], seed: int, steps: int) -> Any:
 
     torch.set_num_threads(1)
     env = make_vec_env(ENV_ID, n_envs=8, seed=seed, env_kwargs={"config": world})
-    model = PPO("MultiInputPolicy", env, seed=seed, device="cpu", verbose=0)
+    model = PPO("MultiInputPolicy", env, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
     model.learn(total_timesteps=steps)
     env.close()
     return SB3Recommender(model, "features")

@@ -120,25 +120,37 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Observation Space
 
-    ``Dict`` (T = number of topics, d = T + 11):
+    Three views (``observation=`` or ``WorldConfig.observation``; T = number of topics,
+    d = T + 11, N = catalog size, H = ``episode.recent_items``):
 
-    | key           | shape    | bounds      | content                                        |
-    |---------------|----------|-------------|------------------------------------------------|
-    | candidates    | (M, d)   | [0, 1]      | topics, popularity, freshness, duration,       |
-    |               |          |             | shown/clicked before, follows creator, creator |
-    |               |          |             | clicks, retrieval source one-hot               |
-    | user          | (8,)     | [0, 1]      | session/step progress, gap, click rates,       |
-    |               |          |             | session watch, follows, instruction recency    |
-    | history       | (T + 3,) | [0, 1]      | decayed click-topic distribution, entropy,     |
-    |               |          |             | recent click rate and watch                    |
-    | instruction   | (T + 1,) | [-1, 1]     | topic deltas parsed from the latest            |
-    |               |          |             | instruction (+1 more / -1 less), novelty flag  |
-    | counters      | (4,)     | [0, S·L]    | session index, step in session, total steps,   |
-    |               |          |             | instructions so far (S·L = max_sessions ×      |
-    |               |          |             | max_session_steps)                             |
-    | items         | (M,)     | [0, N)      | catalog indices of the candidates (int64)      |
-    | recent_items  | (H,)     | [-1, N)     | last H clicked catalog indices, newest first,  |
-    |               |          |             | -1 padded (int64; H = episode.recent_items)    |
+    * ``"features"`` (default): a ``Dict`` of bounded float ``Box`` es — what a generic Dict
+      policy (e.g. Stable-Baselines3's ``MultiInputPolicy``) should read;
+    * ``"features+ids"``: those plus ``counters`` and the item ids as ``MultiDiscrete``
+      spaces (identities, not magnitudes), for policies that learn per item;
+    * ``"flat"``: the ``"features"`` keys concatenated into one float ``Box``
+      (``candidates`` row by row, then ``user``, ``history``, ``instruction``), for MLPs.
+
+    | key           | shape    | space / bounds        | content                              |
+    |---------------|----------|-----------------------|--------------------------------------|
+    | candidates    | (M, d)   | Box [0, 1]            | topics, popularity, freshness,       |
+    |               |          |                       | duration, shown/clicked before,      |
+    |               |          |                       | follows creator, creator clicks,     |
+    |               |          |                       | retrieval source one-hot             |
+    | user          | (8,)     | Box [0, 1]            | session/step progress, gap, click    |
+    |               |          |                       | rates, session watch, follows,       |
+    |               |          |                       | instruction recency                  |
+    | history       | (T + 3,) | Box [0, 1]            | decayed click-topic distribution,    |
+    |               |          |                       | entropy, recent click rate and watch |
+    | instruction   | (T + 1,) | Box [-1, 1]           | topic deltas of the latest           |
+    |               |          |                       | instruction (+1 more / -1 less),     |
+    |               |          |                       | novelty flag                         |
+    | counters      | (4,)     | Box [0, S·L]          | session index, step in session, total|
+    |               |          |                       | steps, instructions (features+ids)   |
+    | candidate_ids | (M,)     | MultiDiscrete [N]*M   | catalog indices of the candidates    |
+    |               |          |                       | (features+ids)                       |
+    | recent_ids    | (H,)     | MultiDiscrete [N+1]*H | last H clicked catalog indices,      |
+    |               |          | start -1              | newest first, -1 padded              |
+    |               |          |                       | (features+ids)                       |
 
     Hidden state (interests, quality, fatigue, novelty propensity, satisfaction) is never
     observed; ``recoworld.envs.observation`` documents every feature.
@@ -174,6 +186,7 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       simulators start the backend of ``config.llm``; ``llm_backend=`` shares an already
       started one. ``info["decision_source"]`` says who decided each LLM user's step.
     * ``representation``: ``"text"``.
+    * ``observation``: ``"features"`` (default), ``"features+ids"`` or ``"flat"`` (above).
     * ``config``: a ``WorldConfig``, a YAML path or a dict — everything else (candidates,
       user model, reward, episode structure).
     * ``render_mode``: ``"ansi"`` returns a readable transcript of the last step;
