@@ -25,6 +25,7 @@ real raters: ``experiments/configs/ppo_movielens.yaml``'s world).
 
     python benchmarks/sb3_learning.py [--worlds synthetic movielens] [--seeds 0 1 2]
         [--steps 50000] [--eval-episodes 200] [--json out.json] [--quick]
+        [--sb3-kwargs '{"n_steps": 256, "batch_size": 256}']
 
 ``--quick`` (CI): one small synthetic world, one seed, 1,024 steps per learner, 16 lives.
 """
@@ -150,6 +151,11 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=200)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--quick", action="store_true", help="the CI profile")
+    parser.add_argument(
+        "--sb3-kwargs",
+        default="{}",
+        help="JSON of PPO keyword arguments overriding SB3's defaults, e.g. '{\"n_steps\": 256}'",
+    )
     args = parser.parse_args()
     if args.quick:
         args.worlds, args.seeds, args.steps, args.eval_episodes = ["synthetic"], [0], 1024, 16
@@ -158,7 +164,8 @@ def main() -> None:
     from recoworld.rl.runtime import ensure_ray
 
     ensure_ray(2)
-    results: dict[str, Any] = {"steps": args.steps, "seeds": args.seeds, "worlds": {}}
+    results: dict[str, Any] = {"steps": args.steps, "seeds": args.seeds, "worlds": {},
+                               "sb3_kwargs": json.loads(args.sb3_kwargs)}  # fmt: skip
     for wname in args.worlds:
         world = world_config(wname, args.quick)
         lives: dict[str, list[float]] = {p: [] for p in POLICIES}
@@ -166,7 +173,7 @@ def main() -> None:
         for seed in args.seeds:
             eval_seed = 10_000 + seed
             t0 = time.perf_counter()
-            sb3 = train_sb3(world, seed, args.steps)
+            sb3 = train_sb3(world, seed, args.steps, **json.loads(args.sb3_kwargs))
             timing["sb3_ppo"] += time.perf_counter() - t0
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
