@@ -252,3 +252,35 @@ def test_items_and_recent_items_track_candidates_and_clicks(small_config):
             row = expected[b] + [-1] * (4 - len(expected[b]))
             np.testing.assert_array_equal(obs["recent_ids"][b], row)
     assert (obs["recent_ids"] >= 0).any()
+
+
+def test_vector_autoreset_disabled_resets_only_masked_slots(small_config):
+    """autoreset_mode='Disabled': ended slots wait (reward 0, done repeated, not simulated)
+    until reset(options={"reset_mask": ...}) gives them new users; other slots keep theirs."""
+    from gymnasium.vector import AutoresetMode
+
+    cfg = small_config.model_copy(deep=True)
+    cfg.users.leave_bias = 20.0  # everyone leaves at once ...
+    cfg.users.instruction_prob = 0.0
+    cfg.users.return_bias = -20.0  # ... and never comes back
+    env = RecoWorldVectorEnv(num_envs=4, config=cfg, autoreset_mode="Disabled")
+    assert env.autoreset_mode == AutoresetMode.DISABLED
+    assert env.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+    env.reset(seed=0)
+    actions = np.tile(np.arange(3), (4, 1))
+    _, _, term, trunc, info = env.step(actions)
+    assert term.all() and not trunc.any()
+    ids = info["episode_id"].copy()
+    _, reward, term, trunc, info = env.step(actions)  # no autoreset: still ended
+    assert (reward == 0).all() and term.all() and not info["_click"].any()
+    assert (info["episode_id"] == ids).all()
+    mask = np.array([True, False, True, False])
+    obs, info = env.reset(options={"reset_mask": mask})
+    assert (info["_episode_id"] == mask).all() and (info["episode_id"][mask] > ids.max()).all()
+    assert obs["candidates"].shape[0] == 4
+    _, _, term, _, info = env.step(actions)
+    assert (info["_click"] == mask).all()  # only the new users were simulated
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        RecoWorldVectorEnv(num_envs=2, config=cfg, autoreset_mode="SameStep")
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": np.ones(3, bool)})

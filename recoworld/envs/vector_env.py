@@ -5,6 +5,10 @@ returns this class: one ``World`` with B users, no per-env Python loop. Sub-envi
 user slot b. Autoreset follows Gymnasium's default ``NEXT_STEP`` mode (like
 ``CartPoleVectorEnv``): the step after a slot terminates or truncates ignores that slot's
 action and returns the first observation of a new user with reward 0.
+``autoreset_mode="Disabled"`` (Gymnasium's other mode, the one TorchRL's ``GymWrapper``
+drives) never resets by itself: a slot whose user's life ended is not simulated (reward 0,
+its ``terminated``/``truncated`` repeated) until ``reset(options={"reset_mask": mask})``
+draws new users for the masked slots and keeps the others.
 
 ``render_mode="rgb_array"`` follows Gymnasium's vector convention too: ``render()`` returns a
 tuple of ``num_envs`` frames (``RecoWorldEnv``'s), drawn only when it is called (a slot reset
@@ -51,7 +55,16 @@ class RecoWorldVectorEnv(VectorEnv):
         render_mode: str | None = None,
         llm_backend: LLMBackend | None = None,
         observation: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
+        mode = AutoresetMode(autoreset_mode)
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
+            raise ValueError(
+                f"autoreset_mode={mode.value!r}: RecoWorldVectorEnv supports 'NextStep' "
+                "(the default) and 'Disabled' (reset(options={'reset_mask': mask}))"
+            )
+        self.autoreset_mode = mode  # an attribute too: TorchRL's GymWrapper reads it there
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.world = build_world(
             num_envs, catalog, simulator, representation, config, render_mode,
             self.metadata["render_modes"], llm_backend, observation,
@@ -66,7 +79,9 @@ class RecoWorldVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.render_mode = render_mode
-        self._autoreset = np.zeros(num_envs, dtype=bool)
+        self._autoreset = np.zeros(num_envs, dtype=bool)  # slots whose episode has ended
+        self._obs: dict[str, np.ndarray] | None = None  # the world's last full observation
+        self._terminated = np.zeros(num_envs, dtype=bool)  # how an ended slot ended
         self._last_text = ""
         self._last_step: LastStep | None = None  # what render() draws (rgb_array)
 
@@ -82,28 +97,57 @@ class RecoWorldVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if isinstance(seed, list | tuple):
             seed = int(seed[0]) if seed and seed[0] is not None else None
+        mask = (options or {}).get("reset_mask")
+        if mask is not None and self._obs is not None:
+            return self._reset_some(np.asarray(mask, dtype=bool))
         super().reset(seed=seed)
         if seed is None and self.world.state is None:
             seed = int(self.np_random.integers(0, 2**63 - 1))
         self._autoreset[:] = False
+        self._terminated[:] = False
         obs, info = self.world.reset(seed=seed)
+        self._obs = obs
         if self.render_mode == "rgb_array":
             assert self.world.cands is not None
             self._last_step = LastStep(info["episode_id"], candidates=self.world.cands.copy())
         view = view_observation(obs, self.observation_view)
         return view, _with_masks(info, np.ones(self.num_envs, dtype=bool))
 
+    def _reset_some(self, mask: np.ndarray) -> tuple[Any, dict[str, Any]]:
+        """``reset(options={"reset_mask": mask})`` (Gymnasium's partial reset, the way to
+        start new users in ``autoreset_mode='Disabled'``): new users in the ``mask`` slots,
+        the others keep theirs; info only for the reset slots (``_<key>`` masks)."""
+        assert self._obs is not None
+        if mask.shape != (self.num_envs,):
+            raise ValueError(f"reset_mask: expected shape ({self.num_envs},), got {mask.shape}")
+        rows = np.flatnonzero(mask)
+        info: dict[str, Any] = {}
+        if rows.size:
+            sub = self.world.reset_rows(rows, self._obs)
+            for key, value in sub.items():
+                full = np.zeros(
+                    (self.num_envs, *np.shape(value)[1:]), dtype=np.asarray(value).dtype
+                )
+                full[rows] = value
+                info[key] = full
+            self._autoreset[rows] = False
+            self._terminated[rows] = False
+        return view_observation(self._obs, self.observation_view), _with_masks(info, mask)
+
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
         done_before = self._autoreset.copy()
+        if self.autoreset_mode == AutoresetMode.DISABLED:
+            return self._step_without_autoreset(actions, done_before)
         if done_before.any():
             # The slate of a finished slot is ignored (and the slot not simulated); keep
             # the batch well-formed.
             actions = actions.copy()
             actions[done_before] = np.arange(self.world.slate_size) % self.world.n_candidates
         obs, reward, terminated, truncated, info = self.world.step(actions, ~done_before)
+        self._obs = obs
         info = _with_masks(info, ~done_before)
         if done_before.any():
             rows = np.flatnonzero(done_before)
@@ -124,6 +168,29 @@ class RecoWorldVectorEnv(VectorEnv):
             )
         view = view_observation(obs, self.observation_view)
         return view, reward, terminated, truncated, info
+
+    def _step_without_autoreset(
+        self, actions: np.ndarray, ended: np.ndarray
+    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """``autoreset_mode='Disabled'``: slots whose episode ended are not simulated (their
+        action is ignored, reward 0, terminated/truncated repeated) until
+        ``reset(options={"reset_mask": ...})`` gives them new users."""
+        if ended.any():
+            actions = actions.copy()
+            actions[ended] = np.arange(self.world.slate_size) % self.world.n_candidates
+        obs, reward, terminated, truncated, info = self.world.step(actions, ~ended)
+        self._obs = obs
+        reward[ended] = 0.0
+        terminated = terminated | (ended & self._terminated)
+        truncated = truncated | (ended & ~self._terminated)
+        self._terminated = np.where(ended, self._terminated, terminated)
+        self._autoreset = terminated | truncated
+        if self.render_mode == "ansi":
+            self._last_text = format_step(self.world.catalog, info, float(reward[0]))
+        elif self.render_mode == "rgb_array":
+            self._last_step = LastStep(info["episode_id"], None, info, reward.copy(), None)
+        view = view_observation(obs, self.observation_view)
+        return view, reward, terminated, truncated, _with_masks(info, ~ended)
 
     def render(self) -> str | tuple[np.ndarray, ...] | None:
         """``"rgb_array"``: one frame per sub-environment (drawn now, from the last step);

@@ -9,8 +9,8 @@ TorchRL maps a ``MultiDiscrete`` space to stacked ``OneHot`` (default) or ``Cate
 ``start``: ``recent_ids`` (``MultiDiscrete([N + 1] * H, start=-1)``, -1 padded) does not fit
 its spec. The ``"features"`` and ``"flat"`` views work as they are; ``"features+ids"``
 needs ``shift_recent_ids`` below (padding 0, item i as i + 1). Gymnasium vector envs go
-through ``GymWrapper`` only with ``autoreset_mode=DISABLED``; the native batched env
-(``NEXT_STEP`` only, no ``autoreset_mode`` attribute) is rejected.
+through ``GymWrapper`` only with ``autoreset_mode=DISABLED``: the native batched env takes
+``autoreset_mode="Disabled"`` for that (its default, ``NEXT_STEP``, is rejected).
 """
 
 from __future__ import annotations
@@ -245,6 +245,16 @@ def test_gymnasium_vector_envs(recoworld_id):
     native = gym.make_vec(recoworld_id, num_envs=3, vectorization_mode="vector_entry_point",
                           observation="flat")  # fmt: skip
     assert native.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
-    with pytest.raises((AttributeError, RuntimeError), match=r"autoreset_mode|auto-reset mode"):
+    with pytest.raises(RuntimeError, match=r"auto-reset mode"):
         GymWrapper(native, categorical_action_encoding=True)
     native.close()
+
+    # the native batched env in DISABLED mode: TorchRL drives it, resetting ended users
+    native = gym.make_vec(recoworld_id, num_envs=4, vectorization_mode="vector_entry_point",
+                          autoreset_mode="Disabled")  # fmt: skip
+    env = GymWrapper(native, categorical_action_encoding=True)
+    assert env.batch_size == (4,)
+    check_env_specs(env, seed=0)
+    td = env.rollout(40, break_when_any_done=False)
+    assert td.batch_size == (4, 40) and td["next", "done"].any()
+    env.close()
