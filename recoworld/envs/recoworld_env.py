@@ -12,7 +12,7 @@ from recoworld.catalog import Catalog
 from recoworld.core.errors import require
 from recoworld.envs.config import WorldConfig, resolve_world_config
 from recoworld.envs.observation import view_observation, view_space
-from recoworld.envs.render import LastStep, draw_last
+from recoworld.envs.render import LastStep, draw_last, session_end_text
 from recoworld.envs.world import World
 from recoworld.llm import LLMBackend
 
@@ -87,13 +87,7 @@ def format_step(cat: Catalog, info: dict[str, Any], reward: float, row: int = 0)
     if "instruction" in info and info["instruction"][row]:
         lines.append(f'  Instruction: "{info["instruction"][row]}"')
     if info["session_end"][row]:
-        how = "left the session" if info["left"][row] else "session time is up"
-        back = (
-            f"came back after {float(info['gap_hours'][row]):.1f} h"
-            if info["returned"][row]
-            else "did not come back"
-        )
-        lines.append(f"  -> {how}; {back}")
+        lines.append(f"  -> {session_end_text(info, row)}")
     lines.append(f"  reward {reward:+.2f}")
     return "\n".join(lines)
 

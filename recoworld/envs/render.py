@@ -81,6 +81,15 @@ def slot_box(j: int, width: int = WIDTH) -> tuple[int, int, int, int]:
     return (0, y0, _round16(width), y0 + SLOT_H)
 
 
+def session_end_text(info: dict[str, Any], row: int) -> str:
+    """How user ``row``'s session ended this step (for a step whose ``session_end`` is set):
+    left or timed out, and whether it came back. Shared by the frame and the ansi text."""
+    how = "left the session" if info["left"][row] else "session time is up"
+    if info["returned"][row]:
+        return f"{how}; came back after {float(info['gap_hours'][row]):.1f} h"
+    return f"{how}; did not come back"
+
+
 def render_frame(
     catalog: Catalog,
     info: dict[str, Any],
@@ -146,13 +155,7 @@ def render_frame(
         c.text((PAD, y), "no instruction", c.small, COLORS["muted"])
     y += 18
     if info["session_end"][row]:
-        how = "left the session" if info["left"][row] else "session time is up"
-        back = (
-            f"came back after {float(info['gap_hours'][row]):.1f} h"
-            if info["returned"][row]
-            else "did not come back"
-        )
-        c.text((PAD, y), f"{how}; {back}", c.small, COLORS["text"])
+        c.text((PAD, y), session_end_text(info, row), c.small, COLORS["text"])
     elif "mindset" in info and info["mindset"][row]:
         text = c.small.fit(f"mindset: {info['mindset'][row]}", w - 2 * PAD)
         c.text((PAD, y), text, c.small, COLORS["muted"])
