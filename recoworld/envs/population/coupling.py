@@ -22,6 +22,7 @@ couple the users in between:
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -211,7 +212,7 @@ class StepSummary:
 # --------------------------------------------------------------------------- the platform
 
 
-class PlatformCoupling:
+class PlatformCoupling(abc.ABC):
     """The population-wide side of the coupling (module docstring); a subclass calls
     ``_init_platform`` and implements ``join``."""
 
@@ -301,11 +302,11 @@ class PlatformCoupling:
             self.joined[rows] = True
         return rows
 
+    @abc.abstractmethod
     def join(self, rows: np.ndarray, obs: dict[str, np.ndarray]) -> None:
         """New users in slots ``rows``: their worlds sample them and their candidates (whose
         trending slots draw from the population stream); their observations go into
         ``obs``."""
-        raise NotImplementedError
 
     def creator_report(self) -> dict[str, Any]:
         """Per-creator totals and the exposure concentration so far."""
