@@ -71,6 +71,9 @@ FEATURE_KEYS = ("candidates", "user", "history", "instruction")
 """The keys of the ``"features"`` view, in the order the ``"flat"`` view concatenates them."""
 ID_KEYS = ("counters", "candidate_ids", "recent_ids")
 """What ``"features+ids"`` adds to ``"features"``."""
+IDS_VIEW = "features+ids"
+"""The view with the item ids: what policies that learn per item need (the evaluation runner
+and ``recoworld simulate`` hand it to every policy; a policy reads the keys it knows)."""
 EMA = 0.8
 NO_INSTRUCTION = 1e6  # steps_since_instruction of a session without one
 RECENCY_STEPS = 5.0  # user feature instruction_recency = exp(-steps since instruction / this)

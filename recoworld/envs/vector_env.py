@@ -138,59 +138,38 @@ class RecoWorldVectorEnv(VectorEnv):
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
-        done_before = self._autoreset.copy()
-        if self.autoreset_mode == AutoresetMode.DISABLED:
-            return self._step_without_autoreset(actions, done_before)
-        if done_before.any():
-            # The slate of a finished slot is ignored (and the slot not simulated); keep
-            # the batch well-formed.
-            actions = actions.copy()
-            actions[done_before] = np.arange(self.world.slate_size) % self.world.n_candidates
-        obs, reward, terminated, truncated, info = self.world.step(actions, ~done_before)
-        self._obs = obs
-        info = _with_masks(info, ~done_before)
-        if done_before.any():
-            rows = np.flatnonzero(done_before)
-            reset_info = self.world.reset_rows(rows, obs)
-            reward[rows] = 0.0
-            terminated[rows] = False
-            truncated[rows] = False
-            info["episode_id"][rows] = reset_info["episode_id"]
-            info["_episode_id"][rows] = True
-        self._autoreset = terminated | truncated
-        if self.render_mode == "ansi":
-            self._last_text = format_step(self.world.catalog, info, float(reward[0]))
-        elif self.render_mode == "rgb_array":
-            reset = done_before.any()
-            cands = self.world.cands.copy() if reset else None  # type: ignore[union-attr]
-            self._last_step = LastStep(
-                info["episode_id"], cands, info, reward.copy(), done_before if reset else None
-            )
-        view = view_observation(obs, self.observation_view)
-        return view, reward, terminated, truncated, info
-
-    def _step_without_autoreset(
-        self, actions: np.ndarray, ended: np.ndarray
-    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """``autoreset_mode='Disabled'``: slots whose episode ended are not simulated (their
-        action is ignored, reward 0, terminated/truncated repeated) until
-        ``reset(options={"reset_mask": ...})`` gives them new users."""
+        ended = self._autoreset.copy()  # slots whose user's life ended at the last step
         if ended.any():
+            # The slate of an ended slot is ignored (and the slot not simulated); keep the
+            # batch well-formed.
             actions = actions.copy()
             actions[ended] = np.arange(self.world.slate_size) % self.world.n_candidates
         obs, reward, terminated, truncated, info = self.world.step(actions, ~ended)
         self._obs = obs
+        info = _with_masks(info, ~ended)
         reward[ended] = 0.0
-        terminated = terminated | (ended & self._terminated)
-        truncated = truncated | (ended & ~self._terminated)
-        self._terminated = np.where(ended, self._terminated, terminated)
+        rows = np.flatnonzero(ended)
+        new_users = rows.size > 0 and self.autoreset_mode == AutoresetMode.NEXT_STEP
+        if new_users:  # NEXT_STEP: the ended slots start new users now
+            reset_info = self.world.reset_rows(rows, obs)
+            terminated[rows] = False
+            truncated[rows] = False
+            info["episode_id"][rows] = reset_info["episode_id"]
+            info["_episode_id"][rows] = True
+        elif rows.size:  # DISABLED: they wait for reset(options={"reset_mask": ...})
+            terminated[rows] = self._terminated[rows]
+            truncated[rows] = ~self._terminated[rows]
+        self._terminated = terminated.copy()
         self._autoreset = terminated | truncated
         if self.render_mode == "ansi":
             self._last_text = format_step(self.world.catalog, info, float(reward[0]))
         elif self.render_mode == "rgb_array":
-            self._last_step = LastStep(info["episode_id"], None, info, reward.copy(), None)
+            cands = self.world.cands.copy() if new_users else None  # type: ignore[union-attr]
+            self._last_step = LastStep(
+                info["episode_id"], cands, info, reward.copy(), ended if new_users else None
+            )
         view = view_observation(obs, self.observation_view)
-        return view, reward, terminated, truncated, _with_masks(info, ~ended)
+        return view, reward, terminated, truncated, info
 
     def render(self) -> str | tuple[np.ndarray, ...] | None:
         """``"rgb_array"``: one frame per sub-environment (drawn now, from the last step);

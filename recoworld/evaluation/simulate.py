@@ -21,6 +21,7 @@ import numpy as np
 from recoworld.core.atomic import atomic_write, atomic_write_json
 from recoworld.core.manifest import write_manifest
 from recoworld.envs.config import WorldConfig
+from recoworld.envs.observation import IDS_VIEW
 from recoworld.envs.trajectory import TrajectoryLog
 from recoworld.envs.vector_env import RecoWorldVectorEnv
 from recoworld.llm import LLMBackend, make_backend
@@ -75,7 +76,7 @@ def write_transcript(
     cfg = world_config.model_copy(deep=True)
     cfg.episode.text_info = "all"
     env = RecoWorldVectorEnv(
-        num_envs=users, config=cfg, llm_backend=llm_backend, observation="features+ids"
+        num_envs=users, config=cfg, llm_backend=llm_backend, observation=IDS_VIEW
     )
     try:
         rec = make_baseline(policy, env.world, seed=seed)

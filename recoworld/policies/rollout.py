@@ -13,15 +13,12 @@ from pydantic import Field, field_validator
 
 from recoworld.core.config import StrictModel
 from recoworld.envs.config import WorldConfig
+from recoworld.envs.observation import IDS_VIEW
 from recoworld.envs.trajectory import TrajectoryLog
 from recoworld.envs.vector_env import RecoWorldVectorEnv
 from recoworld.llm import LLMBackend
 from recoworld.policies.base import OnlineRecommender, Recommender
 from recoworld.policies.baselines import POLICIES, make_baseline
-
-FULL_VIEW = "features+ids"
-"""The view every policy gets here: a policy reads the keys it knows, and the baselines that
-learn per item (item-kNN, MF, the LLM re-ranker) need the ids."""
 
 
 class SimulateConfig(StrictModel):
@@ -103,7 +100,7 @@ def run_policy(
     first lives to *end* would over-represent short lives.) ``policy`` is a baseline's name
     or any ``Recommender`` (e.g. a trained RLlib module)."""
     env = RecoWorldVectorEnv(
-        num_envs=sim.users, config=world_config, llm_backend=llm_backend, observation=FULL_VIEW
+        num_envs=sim.users, config=world_config, llm_backend=llm_backend, observation=IDS_VIEW
     )
     try:
         return _run_policy(env, policy, sim, log, progress, task)

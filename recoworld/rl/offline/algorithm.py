@@ -102,6 +102,7 @@ from recoworld.core.atomic import atomic_write_json, atomic_write_parquet, atomi
 from recoworld.core.config import StrictModel
 from recoworld.core.manifest import write_manifest
 from recoworld.envs.config import WorldConfig
+from recoworld.envs.observation import IDS_VIEW
 from recoworld.envs.trajectory import TrajectoryLog
 from recoworld.envs.vector_env import RecoWorldVectorEnv
 from recoworld.policies.base import OnlineRecommender, Recommender, batched, top_k, unbatch
@@ -328,7 +329,7 @@ def record_offline(
     the dataset statistics and the behaviour's summary on those lives (``simulate.
     summarize``)."""
     out = Path(out_dir)
-    env = RecoWorldVectorEnv(num_envs=users, config=world, observation="features+ids")
+    env = RecoWorldVectorEnv(num_envs=users, config=world, observation=IDS_VIEW)
     try:
         rec = make_behaviour(policy, env.world, epsilon, seed)
         name = getattr(rec, "name", type(rec).__name__)
@@ -539,7 +540,7 @@ def build_offline_config(data: str | Path, world: WorldConfig, cfg: OfflineTrain
         )
     else:
         algo_cfg = BCConfig()
-    env = RecoWorldVectorEnv(num_envs=1, config=world, observation="features+ids")
+    env = RecoWorldVectorEnv(num_envs=1, config=world, observation=IDS_VIEW)
     obs_space, act_space = env.single_observation_space, env.single_action_space
     env.close()
     return (

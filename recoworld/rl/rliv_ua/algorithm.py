@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recoworld.envs.observation import IDS_VIEW
 from recoworld.rl.common.recommender import module_from_checkpoint, module_recommender
 from recoworld.rl.registry import AlgorithmSpec
 from recoworld.rl.rliv_ua.config import RLIVUASettings
@@ -67,7 +68,7 @@ def build_rliv_ua_config(world: WorldConfig, cfg: TrainConfig) -> Any:
     }
     connector = functools.partial(make_scri_connector, item_creator=creators, asa=s.asa)
     # the critics read item ids (authors) and the counters: the features+ids view
-    world = world.model_copy(update={"observation": "features+ids"})
+    world = world.model_copy(update={"observation": IDS_VIEW})
     return (
         build_algorithm_config(world, cfg)
         .learners(

@@ -71,6 +71,7 @@ from ray.rllib.utils.metrics import (
 
 from recoworld.catalog import Catalog
 from recoworld.envs.config import WorldConfig
+from recoworld.envs.observation import IDS_VIEW
 from recoworld.envs.population.config import PopulationConfig
 from recoworld.policies.base import batched, unbatch
 from recoworld.rl.registry import AlgorithmSpec
@@ -425,7 +426,7 @@ def build_slate_ts_config(world: WorldConfig, cfg: Any) -> SlateTSConfig:
     from recoworld.rl.runtime import on_recoworld_env
 
     settings: SlateTSSettings = cfg.slate_ts
-    world = world.model_copy(update={"observation": "features+ids"})  # the GRU reads item ids
+    world = world.model_copy(update={"observation": IDS_VIEW})  # the GRU reads item ids
     return (
         on_recoworld_env(SlateTSConfig(), world, cfg)
         .slate_ts(settings=settings)
@@ -442,7 +443,7 @@ def build_population_slate_ts_config(
 
     from recoworld.rl.population.algorithm import SHARED, register_population_env, shared_policy
 
-    world = pop_config.world.model_copy(update={"observation": "features+ids"})  # item ids
+    world = pop_config.world.model_copy(update={"observation": IDS_VIEW})  # item ids
     pop_config = pop_config.model_copy(update={"world": world})
     catalog = _catalog(world, pop_config.publishing.reserve)
     return (
