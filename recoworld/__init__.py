@@ -1,10 +1,12 @@
 """RecoWorld: simulated worlds where recommender policies learn by interacting with
-simulated users. Importing the package registers ``recoworld/RecoWorld-v0``."""
+simulated users. Importing the package registers ``recoworld/RecoWorld-v0`` and the task
+suite's ids (``recoworld/<Task>-v<version>``, ``recoworld.tasks``)."""
 
 from __future__ import annotations
 
 from recoworld.envs import ENV_ID, RecoWorldEnv, RecoWorldVectorEnv, World, register
 from recoworld.envs.config import WorldConfig, load_world_config
+from recoworld.tasks import register_tasks
 
 __version__ = "0.1.0"
 __all__ = [
@@ -18,3 +20,4 @@ __all__ = [
 ]
 
 register()
+register_tasks()

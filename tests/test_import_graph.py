@@ -2,7 +2,7 @@
 across packages. Every import counts: module level, inside functions, under TYPE_CHECKING.
 
 Layers, lowest first (a module may import its own package and any lower layer):
-core -> text, metrics -> catalog, llm -> simulators -> envs -> policies -> rl ->
+core -> text, metrics -> catalog, llm -> simulators -> envs -> policies -> tasks -> rl ->
 evaluation -> cli. ``recoworld/__init__.py`` is the facade on top.
 """
 
@@ -25,9 +25,10 @@ LAYERS = {
     "simulators": 3,
     "envs": 4,
     "policies": 5,
-    "rl": 6,
-    "evaluation": 7,
-    "cli": 8,
+    "tasks": 6,
+    "rl": 7,
+    "evaluation": 8,
+    "cli": 9,
 }
 
 

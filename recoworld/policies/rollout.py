@@ -6,6 +6,7 @@ runner.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,13 @@ from recoworld.envs.config import WorldConfig
 from recoworld.envs.observation import IDS_VIEW
 from recoworld.envs.trajectory import TrajectoryLog
 from recoworld.envs.vector_env import RecoWorldVectorEnv
+from recoworld.envs.world import World
 from recoworld.llm import LLMBackend
 from recoworld.policies.base import OnlineRecommender, Recommender
 from recoworld.policies.baselines import POLICIES, make_baseline
+
+PolicyFactory = Callable[[World], Recommender]
+"""Builds a policy for the world it will act in (called once per run)."""
 
 
 class SimulateConfig(StrictModel):
@@ -88,7 +93,7 @@ def step_policy(
 
 def run_policy(
     world_config: WorldConfig,
-    policy: str | Recommender,
+    policy: str | Recommender | PolicyFactory,
     sim: SimulateConfig,
     log: TrajectoryLog | None,
     progress: Any = None,
@@ -98,7 +103,9 @@ def run_policy(
     """Run ``policy`` until the first ``sim.episodes`` user lives (by episode id, i.e. in the
     order they started) have all ended, and summarise exactly those lives. (Summarising the
     first lives to *end* would over-represent short lives.) ``policy`` is a baseline's name
-    or any ``Recommender`` (e.g. a trained RLlib module)."""
+    or any ``Recommender`` (e.g. a trained RLlib module), or a factory ``world ->
+    Recommender`` called with the env's world (for policies that read it, e.g. the tasks'
+    hidden-state oracles)."""
     env = RecoWorldVectorEnv(
         num_envs=sim.users, config=world_config, llm_backend=llm_backend, observation=IDS_VIEW
     )
@@ -110,14 +117,21 @@ def run_policy(
 
 def _run_policy(
     env: RecoWorldVectorEnv,
-    policy: str | Recommender,
+    policy: str | Recommender | PolicyFactory,
     sim: SimulateConfig,
     log: TrajectoryLog | None,
     progress: Any,
     task: Any,
 ) -> dict[str, Any]:
-    rec = make_baseline(policy, env.world, seed=sim.seed) if isinstance(policy, str) else policy
-    name = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
+    if isinstance(policy, str):
+        rec: Recommender = make_baseline(policy, env.world, seed=sim.seed)
+    elif isinstance(policy, Recommender):
+        rec = policy
+    elif callable(policy):
+        rec = policy(env.world)  # a factory: e.g. a hidden-state oracle of this world
+    else:
+        raise TypeError(f"policy: expected a name, a Recommender or a factory, got {policy!r}")
+    name = getattr(rec, "name", type(rec).__name__)
     obs, _ = env.reset(seed=sim.seed)
     b, wanted = sim.users, sim.episodes
     ep_return = np.zeros(b)
