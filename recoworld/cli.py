@@ -12,6 +12,10 @@
     recoworld transcript --simulator llm --mode score   # LLM-driven users (RecoWorld loop)
     recoworld evaluate --config experiments/configs/eval.yaml --out report/
     recoworld population test-item --item item.yaml --segment students --users 100
+    recoworld tasks                           # the task suite: ids, phenomena, oracles, budgets
+    recoworld tasks check --out runs/check    # each task's phenomenon check (its two oracles)
+    recoworld benchmark --quick --out runs/bench   # train + evaluate the task suite (CI profile)
+    recoworld fidelity card --out runs/fidelity_card   # the fidelity report card (--quick: CI)
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
@@ -195,6 +199,108 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(flag: str, value: str | None) -> list[str] | None:
+    """A comma-separated list flag (None when not given; an empty item is an error)."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",")]
+    if not all(names):
+        raise ConfigError(f"{flag}: empty name in {value!r}", hint=f"pass {flag} A,B,...")
+    return names
+
+
+def _flag_error(flag: str, err: ConfigError) -> ConfigError:
+    return ConfigError(f"{flag}: {err}", hint=getattr(err, "hint", ""))
+
+
+def _task_keys(value: str | None) -> list[str] | None:
+    from recoworld.evaluation.benchmark import resolve_task
+
+    names = _names("--tasks", value)
+    try:
+        return None if names is None else [resolve_task(n).key for n in names]
+    except ConfigError as err:
+        raise _flag_error("--tasks", err) from None
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from recoworld.evaluation.benchmark import BenchmarkConfig, check_algos, run_benchmark
+    from recoworld.evaluation.benchmark_report import policy_rows
+
+    raw: dict[str, Any] = {"quick": args.quick}
+    tasks = _task_keys(args.tasks)
+    if tasks is not None:
+        raw["tasks"] = tasks
+    algos = _names("--algos", args.algos)
+    if algos is not None:
+        try:
+            raw["algos"] = check_algos(algos)
+        except ConfigError as err:
+            raise _flag_error("--algos", err) from None
+    if args.seeds is not None:
+        raw["seeds"] = list(range(args.seeds))
+    for flag in ("budget", "episodes", "users", "eval_seeds"):
+        if getattr(args, flag) is not None:
+            raw[flag] = getattr(args, flag)
+    cfg = BenchmarkConfig.model_validate(raw)
+    own = "each task's"
+    console.print(
+        f"[bold]RecoWorld benchmark[/]{' (quick profile)' if cfg.quick else ''}: "
+        f"tasks={cfg.tasks} algos={own if cfg.algos is None else cfg.algos} "
+        f"training seeds={cfg.training_seeds()} budget={cfg.budget or own}"
+    )
+    results = run_benchmark(cfg, args.out, show_progress=not args.quiet)
+    cols = ("policy", "kind", "return", "return rate", "session depth", "CTR", "norm. return")
+    for key, task in results["tasks"].items():
+        table = Table(title=f"{key} (normalized: 0 = random, 100 = exploiting oracle)")
+        for c in cols:
+            table.add_column(c, justify="left" if c in ("policy", "kind") else "right")
+        for row in policy_rows(task):
+            table.add_row(*(row[c] for c in cols))
+        console.print(table)
+    console.print(f"outputs in [bold]{args.out}[/]: benchmark.md, benchmark.html, "
+                  "benchmark.json, manifest.json, references/, runs/")  # fmt: skip
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from recoworld.tasks import all_tasks
+
+    table = Table(title="RecoWorld tasks", show_lines=True)
+    for c in ("id", "summary", "phenomenon", "oracles (exploit / blind)", "budget", "algorithms"):
+        table.add_column(c, overflow="fold")
+    for t in all_tasks():
+        table.add_row(t.id + ("" if t.kind == "gym" else f" ({t.kind})"), t.summary,
+                      t.phenomenon, f"{t.exploit} / {t.blind}", f"{t.budget_steps:,} steps",
+                      ", ".join(t.algorithms))  # fmt: skip
+    console.print(table)
+    return 0
+
+
+def cmd_tasks_check(args: argparse.Namespace) -> int:
+    from recoworld.evaluation.benchmark import run_checks
+    from recoworld.evaluation.benchmark_report import check_rows
+
+    tasks = _task_keys(args.tasks)
+    own = "each task's"
+    console.print(f"[bold]RecoWorld tasks check[/]: tasks={tasks or 'all'} "
+                  f"seeds={args.seeds or own}")  # fmt: skip
+    checks = run_checks(tasks, args.out, args.seeds, args.episodes, args.users,
+                        show_progress=not args.quiet,
+                        write_reference=args.write_reference)  # fmt: skip
+    rows = check_rows(checks)
+    table = Table(title="Phenomenon checks (mean return)")
+    for c in rows[0]:
+        table.add_column(c, justify="left" if c == "task" else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    console.print(f"outputs in [bold]{args.out}[/]: check.json, check.md, manifest.json"
+                  + (" (and each task file's reference: section)" if args.write_reference
+                     else ""))  # fmt: skip
+    return 0 if all(c["valid"] for c in checks.values()) else EXIT_RUNTIME
+
+
 def cmd_population_test_item(args: argparse.Namespace) -> int:
     from recoworld.evaluation.creator_studio import StudioConfig, format_report, run_studio
 
@@ -317,6 +423,40 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fidelity_card(args: argparse.Namespace) -> int:
+    from recoworld.core.manifest import write_manifest
+    from recoworld.evaluation.fidelity_card import (
+        FidelityCardConfig,
+        headline_rows,
+        run_card,
+        write_card,
+    )
+
+    cfg = FidelityCardConfig.quick_profile() if args.quick else FidelityCardConfig()
+    updates: dict[str, Any] = {"seed": args.seed}
+    if args.users is not None:
+        updates["max_users"] = args.users
+    if args.boot is not None:
+        updates["n_boot"] = args.boot
+    cfg = FidelityCardConfig.model_validate(cfg.model_dump() | updates)
+    console.print(f"[bold]Fidelity report card[/]{' (quick profile)' if cfg.quick else ''}: "
+                  f"MovieLens-100k, seed {cfg.seed}, ratios {cfg.ratios}, "
+                  f"negatives {cfg.negatives}")  # fmt: skip
+    results = run_card(cfg)
+    paths = write_card(results, args.out)
+    write_manifest(args.out, cfg.model_dump(mode="json"), cfg.seed)
+    rows = headline_rows(results)
+    table = Table(title="1:1, uniform negatives (ours: ML-100k; published: ML-1M)")
+    for c in rows[0]:
+        table.add_column(c, justify="left" if c in ("decider", "source") else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    console.print(f"outputs in [bold]{args.out}[/]: "
+                  + ", ".join(p.name for p in paths.values()) + ", manifest.json")  # fmt: skip
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     catalog, data = load_catalog(CatalogConfig(source=args.source))
     info = catalog.describe()
@@ -353,6 +493,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 DEBUG_HELP = "on errors, show the full traceback instead of a one-line message"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -454,6 +601,63 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default="runs/transcript.md")
     tr.set_defaults(func=cmd_transcript)
+
+    bench = sub.add_parser(
+        "benchmark",
+        parents=[common],
+        help="train the task suite's algorithms and score them against the oracles",
+    )
+    bench.add_argument("--tasks", help="comma-separated tasks (default: every gym task)")
+    bench.add_argument("--algos", help="comma-separated algorithms (default: each task's)")
+    bench.add_argument("--seeds", type=_positive, help="training seeds 0..N-1 (default 5)")
+    bench.add_argument("--budget", type=_positive, help="env steps per run (default: the task's)")
+    bench.add_argument("--episodes", type=_positive, help="user lives per evaluation seed")
+    bench.add_argument("--users", type=_positive, help="parallel users of an evaluation")
+    bench.add_argument("--eval-seeds", type=int, nargs="+", help="evaluation seeds")
+    bench.add_argument("--out", default="runs/benchmark", help="output directory (resumable)")
+    bench.add_argument("--quick", action="store_true", help="the CI profile (seconds per task)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.set_defaults(func=cmd_benchmark)
+
+    tasks = sub.add_parser(
+        "tasks", parents=[common], help="list the task suite (`tasks check`: test phenomena)"
+    )
+    tasks.set_defaults(func=cmd_tasks)
+    tasks_sub = tasks.add_subparsers(dest="tasks_command")
+    check = tasks_sub.add_parser(
+        "check", parents=[common], help="run each task's oracles; is its phenomenon there?"
+    )
+    check.add_argument("--tasks", help="comma-separated tasks (default: every task)")
+    check.add_argument(
+        "--seeds", type=int, nargs="+", help="evaluation seeds (default: the task's)"
+    )
+    check.add_argument("--episodes", type=_positive, help="user lives per seed")
+    check.add_argument("--users", type=_positive, help="parallel users")
+    check.add_argument("--out", default="runs/tasks_check", help="output directory")
+    check.add_argument(
+        "--write-reference",
+        action="store_true",
+        help="rewrite each task file's reference: section from its check (task's protocol only)",
+    )
+    check.add_argument("--quiet", action="store_true", help="no progress bars")
+    check.set_defaults(func=cmd_tasks_check)
+
+    fid = sub.add_parser(
+        "fidelity", parents=[common], help="fidelity of the simulated users (`fidelity card`)"
+    )
+    fid_sub = fid.add_subparsers(dest="fidelity_command", required=True)
+    card = fid_sub.add_parser(
+        "card",
+        parents=[common],
+        help="the fidelity report card: Agent4Rec's taste discrimination and rating "
+        "prediction on MovieLens-100k, fitted user vs baselines vs published simulators",
+    )
+    card.add_argument("--out", default="runs/fidelity_card", help="output directory")
+    card.add_argument("--quick", action="store_true", help="the CI profile (160 users, seconds)")
+    card.add_argument("--seed", type=int, default=0, help="seed of split, users and lists")
+    card.add_argument("--users", type=_positive, help="a seeded subset of the eligible users")
+    card.add_argument("--boot", type=_positive, help="bootstrap resamples (default 2000)")
+    card.set_defaults(func=cmd_fidelity_card)
 
     cat = sub.add_parser("catalog", parents=[common], help="load a catalog and describe it")
     cat.add_argument("--source", default="synthetic")

@@ -31,3 +31,30 @@ def test_sb3_learning_quick_profile(tmp_path: Path) -> None:
         assert lo <= rows[name]["mean_return"] <= hi
         assert len(rows[name]["minus_random"]) == 3
     assert "sb3_ppo" in done.stdout and "gap closed" in done.stdout
+
+
+@pytest.mark.slow
+def test_task_suite_benchmark_quick_profile(tmp_path: Path) -> None:
+    """`recoworld benchmark --quick`: every gym task, every algorithm the task lists, one
+    training seed of 256 env steps, 16 lives on one evaluation seed (docs/benchmark.md)."""
+    import json
+    import time
+
+    out = tmp_path / "bench"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "recoworld.cli", "benchmark", "--quick", "--quiet",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads((out / "benchmark.json").read_text())
+    from recoworld.evaluation.benchmark import gym_task_keys
+    from recoworld.tasks import load_task
+
+    assert list(results["tasks"]) == gym_task_keys()
+    for key, task in results["tasks"].items():
+        learners = {n for n, p in task["policies"].items() if p["kind"] == "learner"}
+        assert learners == set(load_task(key).algorithms), key
+    print(f"quick profile: {time.time() - start:.0f} s")

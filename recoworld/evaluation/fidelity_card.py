@@ -1,0 +1,736 @@
+"""The fidelity report card: the MovieLens-fitted parametric user on the protocol the
+published LLM user simulators are compared on (Agent4Rec's "taste discrimination", with
+SimUSER, ContextSim and AlignUSER reporting on it too), beside trivial and collaborative
+baselines on the very same lists, and the anchors' published figures.
+
+Data: MovieLens-100k (the anchors use ML-1M; every other rule is theirs). The protocol's
+arithmetic — split, lists, per-user metrics, thresholds, bootstrap — is
+``recoworld.evaluation.fidelity_protocol``.
+
+Deciders (each says yes/no to every item of a list, no cap on yes):
+
+- **simulated user**: the parametric user the MovieLens world runs
+  (``ParametricUserModel`` with ``ParametricUserConfig(source="movielens")``), its users
+  and preference weights fitted by ``fit_movielens_population`` on the training view of the
+  card's train split only (``catalog.splits.training_view``: ratings, popularity, quality,
+  SVD factors recomputed from train). Its decision is its own consume probability:
+  ``relevance`` (the probability it clicks the item shown alone), yes iff >= a threshold.
+- **all-yes**, **all-no**; **popularity** (train-split rating count), **item-kNN** (sum of
+  the item-item cosine similarities, ``policies.item_knn``, between the candidate and the
+  user's train items), **MF** (implicit ALS, ``policies.matrix_factorization``, the user's
+  own factor from the train fit), each yes iff score >= its threshold.
+
+Every threshold is calibrated per ratio and negative kind on the lists of the calibration
+users (a seeded quarter of the eligible users, never scored); the card scores the other
+users. Nothing a scored user holds out (valid ∪ test: where the positives come from) is
+read by any fit.
+
+Rating prediction: for every test-split rating of the scored users, the simulated user's
+utility for the film mapped to stars by an isotonic (monotone) regression fitted on the
+valid-split ratings (utility of the same train-fitted users); continuous and rounded to
+whole stars. Baselines on the same ratings: the user's train mean, the film's train mean,
+and a biased MF (ALS, r ≈ μ + b_u + b_i + p_u·q_i) fitted on train, its L2 weight chosen on
+valid. RMSE and MAE pooled over ratings, bootstrap CIs over users.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.util
+import io
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from recoworld.catalog.movielens import MovieLensData
+from recoworld.catalog.splits import training_view
+from recoworld.core.atomic import atomic_write_json, atomic_write_text
+from recoworld.core.config import StrictModel
+from recoworld.evaluation.fidelity_protocol import (
+    TEST,
+    VALID,
+    CardSplit,
+    Lists,
+    agent4rec_split,
+    calibrate_threshold,
+    discrimination_lists,
+    error_sums,
+    isotonic_fit,
+    isotonic_predict,
+    paired,
+    paired_rating_errors,
+    popularity_bin_of,
+    rating_errors,
+    summarize,
+    user_metrics,
+)
+from recoworld.policies.interactions import Interactions
+from recoworld.policies.item_knn import ItemKNNRecommender
+from recoworld.policies.matrix_factorization import ALSRecommender
+from recoworld.simulators.parametric.config import ParametricUserConfig
+from recoworld.simulators.parametric.model import ParametricUserModel
+from recoworld.simulators.parametric.movielens_fit import fit_movielens_population, fresh_state
+
+SIMULATOR = "simulated user (fitted parametric)"
+BASELINES = ("all-yes", "all-no", "popularity", "item-kNN", "MF (implicit ALS)")
+RATING_SIM = "simulated user (utility → stars, isotonic)"
+RATING_SIM_INT = "simulated user, whole stars"
+RATING_BASELINES = ("user mean", "item mean", "biased MF")
+ANCHOR_NOTE = (
+    "Anchors: published 1:1 figures on ML-1M (RecAgent as re-run by SimUSER's authors); "
+    "their rating protocol (which films, which split) is not published, so the RMSE/MAE "
+    "columns are not like-for-like."
+)
+ANCHORS = [  # name, 1:1 accuracy, 1:1 F1, RMSE, MAE
+    {"simulator": "RecAgent (re-run by SimUSER)", "accuracy": 0.581, "f1": 0.621,
+     "rmse": 1.102, "mae": 0.763},
+    {"simulator": "Agent4Rec", "accuracy": 0.691, "f1": 0.698, "rmse": 0.761, "mae": 0.714},
+    {"simulator": "SimUSER", "accuracy": 0.791, "f1": 0.777, "rmse": 0.502, "mae": 0.446},
+    {"simulator": "ContextSim", "accuracy": 0.824, "f1": 0.819, "rmse": 0.451, "mae": 0.392},
+    {"simulator": "AlignUSER+", "accuracy": 0.832, "f1": 0.827, "rmse": 0.429, "mae": 0.387},
+]  # fmt: skip
+DATASET_LINE = (
+    "Data: MovieLens-100k (the anchors use ML-1M); every other rule of the protocol is kept."
+)
+
+
+class FidelityCardConfig(StrictModel):
+    """Settings of the fidelity report card (defaults: the full card)."""
+
+    seed: int = Field(0, description="Seed of the split, the calibration users and the lists.")
+    ratios: list[int] = Field([1, 2, 3, 9], description="Ratios 1:m of positives to negatives.")
+    negatives: list[Literal["uniform", "popularity"]] = Field(
+        ["uniform", "popularity"],
+        description="Negative kinds: uniform over unrated items, or popularity-matched.",
+    )
+    list_size: int = Field(20, ge=2, description="Items per list before the 20 // (m+1) cut.")
+    min_liked: int = Field(20, ge=1, description="Users need this many ratings above 3.")
+    calibration_share: float = Field(
+        0.25, gt=0.0, lt=1.0, description="Share of eligible users that calibrate thresholds."
+    )
+    objective: Literal["accuracy", "f1", "mean"] = Field(
+        "mean", description="What thresholds maximise on calibration users (mean: of both)."
+    )
+    pop_bins: int = Field(10, ge=2, description="Popularity bins of matched negatives.")
+    max_users: int | None = Field(None, ge=8, description="Seeded subset of eligible users.")
+    n_boot: int = Field(2000, ge=100, description="Bootstrap resamples (over users).")
+    mf_regs: list[float] = Field(
+        [0.05, 0.1, 0.2, 0.5, 1.0], description="Biased-MF L2 weights tried (chosen on valid)."
+    )
+    quick: bool = Field(False, description="Marks the quick (CI) profile.")
+
+    @classmethod
+    def quick_profile(cls, seed: int = 0) -> FidelityCardConfig:
+        """A small card for CI: 160 users, 200 resamples (well under a minute)."""
+        return cls(seed=seed, max_users=160, n_boot=200, quick=True)
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def simulated_users(view: MovieLensData) -> ParametricUserModel:
+    """The MovieLens world's parametric user, fitted (traits and preference weights) on
+    ``view`` only, by the world's own code path."""
+    cfg = ParametricUserConfig(source="movielens")
+    return ParametricUserModel(view.catalog, cfg, fit_movielens_population(view, cfg))
+
+
+def _train_matrix(view: MovieLensData) -> sp.csr_matrix:
+    m = sp.csr_matrix(
+        (np.ones(view.n_ratings), (view.user_index, view.item_index)),
+        shape=(view.n_users, view.catalog.n_items),
+    )
+    m.data[:] = 1.0
+    return m
+
+
+def collaborative_scores(view: MovieLensData) -> dict[str, np.ndarray]:
+    """[n_users, n_items] item-kNN and implicit-MF scores fitted on every train rating
+    (any star: a rating = watched)."""
+    inter = Interactions(view.user_index, view.item_index, view.n_users, view.catalog.n_items,
+                         source="card train split (all ratings)")  # fmt: skip
+    knn = ItemKNNRecommender(1).fit(inter)
+    assert isinstance(knn, ItemKNNRecommender) and knn.similarity is not None
+    knn_scores = np.asarray((_train_matrix(view) @ knn.similarity).todense())
+    mf = ALSRecommender(1).fit(inter)
+    assert isinstance(mf, ALSRecommender)
+    assert mf.user_factors is not None and mf.item_factors is not None
+    return {"item-kNN": knn_scores, "MF (implicit ALS)": mf.user_factors @ mf.item_factors.T}
+
+
+def _solve_ridge(
+    design: np.ndarray, counts: sp.csr_matrix, targets: sp.csr_matrix, reg: float
+) -> np.ndarray:
+    """Per row of ``counts`` (binary, rows = users or items): ridge regression of the row's
+    ``targets`` on the rated columns' ``design`` rows, L2 ``reg`` x number of ratings."""
+    n, k = design.shape
+    outer = (design[:, :, None] * design[:, None, :]).reshape(n, k * k)
+    nnz = np.asarray(counts.sum(1)).ravel()
+    a = np.asarray(counts @ outer).reshape(-1, k, k)
+    a += (reg * np.maximum(nnz, 1))[:, None, None] * np.eye(k)[None]
+    rhs = np.asarray(targets @ design)
+    return np.linalg.solve(a, rhs[..., None])[..., 0]
+
+
+def biased_mf(
+    user: np.ndarray,
+    item: np.ndarray,
+    rating: np.ndarray,
+    n_users: int,
+    n_items: int,
+    reg: float,
+    factors: int = 16,
+    iterations: int = 15,
+    seed: int = 0,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Explicit MF with biases by ALS (weighted-λ L2): (μ, b_u, b_i, P, Q)."""
+    rng = np.random.default_rng(seed)
+    mu = float(rating.mean())
+    p = rng.normal(0.0, 0.1, (n_users, factors))
+    q = rng.normal(0.0, 0.1, (n_items, factors))
+    bu, bi = np.zeros(n_users), np.zeros(n_items)
+    ones = np.ones(len(rating))
+    cu = sp.csr_matrix((ones, (user, item)), shape=(n_users, n_items))
+    ci = cu.T.tocsr()
+    for _ in range(iterations):
+        t = sp.csr_matrix((rating - mu - bi[item], (user, item)), shape=(n_users, n_items))
+        sol = _solve_ridge(np.hstack([np.ones((n_items, 1)), q]), cu, t, reg)
+        bu, p = sol[:, 0], sol[:, 1:]
+        t = sp.csr_matrix((rating - mu - bu[user], (item, user)), shape=(n_items, n_users))
+        sol = _solve_ridge(np.hstack([np.ones((n_users, 1)), p]), ci, t, reg)
+        bi, q = sol[:, 0], sol[:, 1:]
+    return mu, bu, bi, p, q
+
+
+# --------------------------------------------------------------------------- the card
+
+
+def _rows_of(data: MovieLensData, split: CardSplit, parts: tuple[int, ...], users: np.ndarray):
+    mask = np.isin(split.part, parts) & np.isin(data.user_index, users)
+    return data.user_index[mask], data.item_index[mask], data.rating[mask].astype(np.float64)
+
+
+def no_leak_check(data: MovieLensData, split: CardSplit, view: MovieLensData) -> dict[str, Any]:
+    """What the fits read (the training view's rating log) against every held-out rating
+    (valid ∪ test, every user): the number of shared (user, item) pairs must be 0."""
+    n_items = data.catalog.n_items
+    held = (split.part == VALID) | (split.part == TEST)
+    held_pairs = data.user_index[held] * n_items + data.item_index[held]
+    fit_pairs = view.user_index * n_items + view.item_index
+    shared = int(np.isin(fit_pairs, held_pairs).sum())
+    return {
+        "fit_ratings": int(view.n_ratings),
+        "heldout_ratings": int(held.sum()),
+        "shared_user_item_pairs": shared,
+        "ok": shared == 0,
+    }
+
+
+def _decide(scores: np.ndarray, threshold: float) -> np.ndarray:
+    return scores >= threshold
+
+
+def _discrimination(
+    cfg: FidelityCardConfig,
+    data: MovieLensData,
+    split: CardSplit,
+    scorers: dict[str, Any],
+    bins: np.ndarray,
+) -> dict[str, Any]:
+    """Per negative kind and ratio: thresholds, per-scorer summaries, paired differences."""
+    out: dict[str, Any] = {}
+    per_user: dict[str, Any] = {}
+    for kind in cfg.negatives:
+        out[kind] = {}
+        for m in cfg.ratios:
+            lists = discrimination_lists(data.user_index, data.item_index, split, m, kind,
+                                         cfg.list_size, bins, cfg.seed)  # fmt: skip
+            cal, ev = lists.take(split.calibration), lists.take(split.evaluation)
+            thresholds: dict[str, float | None] = {}
+            metrics: dict[str, dict[str, np.ndarray]] = {}
+            for name in (SIMULATOR, *BASELINES):
+                if name == "all-yes":
+                    thresholds[name], yes = None, np.ones(ev.items.shape, bool)
+                elif name == "all-no":
+                    thresholds[name], yes = None, np.zeros(ev.items.shape, bool)
+                else:
+                    t = calibrate_threshold(scorers[name](cal), cal.label, cfg.objective)
+                    thresholds[name], yes = t, _decide(scorers[name](ev), t)
+                metrics[name] = user_metrics(yes, ev.label)
+            summary = {n: summarize(v, cfg.n_boot, cfg.seed) for n, v in metrics.items()}
+            best, diffs = {}, {}
+            for metric in ("accuracy", "f1"):
+                b = max(BASELINES, key=lambda n: summary[n][metric]["mean"])
+                best[metric] = b
+                diffs[metric] = paired(metrics[SIMULATOR][metric], metrics[b][metric],
+                                       cfg.n_boot, cfg.seed)  # fmt: skip
+            each = {
+                b: {
+                    metric: paired(metrics[SIMULATOR][metric], metrics[b][metric],
+                                   cfg.n_boot, cfg.seed)
+                    for metric in ("accuracy", "f1")
+                }
+                for b in BASELINES
+            }  # fmt: skip
+            out[kind][f"1:{m}"] = {
+                "positives": int(ev.label[0].sum()),
+                "negatives": int((~ev.label[0]).sum()),
+                "thresholds": thresholds,
+                "scorers": summary,
+                "best_baseline": best,
+                "simulator_minus_best": diffs,
+                "simulator_minus_each": each,
+            }
+            per_user[f"{kind} 1:{m}"] = metrics
+    return {"results": out, "per_user": per_user}
+
+
+def _ratings(
+    cfg: FidelityCardConfig,
+    data: MovieLensData,
+    split: CardSplit,
+    view: MovieLensData,
+    model: ParametricUserModel,
+) -> dict[str, Any]:
+    n_users, n_items = data.n_users, data.catalog.n_items
+    tu, ti, tr = view.user_index, view.item_index, view.rating.astype(np.float64)
+    vu, vi, vr = _rows_of(data, split, (VALID,), split.users)
+    eu, ei, er = _rows_of(data, split, (TEST,), split.evaluation)
+
+    def util(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Utility of film i[r] for user u[r]: one fresh user per distinct row, its films
+        padded into one [users, longest] batch."""
+        rows, inv = np.unique(u, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        count = np.bincount(inv, minlength=len(rows))
+        slot = np.empty(len(u), dtype=np.int64)
+        slot[order] = np.arange(len(u)) - np.repeat(np.cumsum(count) - count, count)
+        items = np.zeros((len(rows), int(count.max())), dtype=np.int64)
+        items[inv, slot] = i
+        out = model.utility(fresh_state(model, rows), items)
+        return out[inv, slot].astype(np.float64)
+
+    knots = isotonic_fit(util(vu, vi), vr)
+    sim = isotonic_predict(knots, util(eu, ei))
+    mu = float(tr.mean())
+    ucount = np.bincount(tu, minlength=n_users)
+    umean = np.where(ucount > 0, np.bincount(tu, tr, n_users) / np.maximum(ucount, 1), mu)
+    icount = np.bincount(ti, minlength=n_items)
+    imean = np.where(icount > 0, np.bincount(ti, tr, n_items) / np.maximum(icount, 1), mu)
+    valid_rmse = {}
+    fits = {}
+    for reg in cfg.mf_regs:
+        fits[reg] = biased_mf(tu, ti, tr, n_users, n_items, reg, seed=cfg.seed)
+        m0, bu, bi, p, q = fits[reg]
+        pred = m0 + bu[vu] + bi[vi] + (p[vu] * q[vi]).sum(1)
+        valid_rmse[reg] = float(np.sqrt(((np.clip(pred, 1, 5) - vr) ** 2).mean()))
+    reg = min(valid_rmse, key=valid_rmse.__getitem__)
+    m0, bu, bi, p, q = fits[reg]
+    preds = {
+        RATING_SIM: sim,
+        RATING_SIM_INT: np.clip(np.rint(sim), 1, 5),
+        "user mean": umean[eu],
+        "item mean": imean[ei],
+        "biased MF": np.clip(m0 + bu[eu] + bi[ei] + (p[eu] * q[ei]).sum(1), 1, 5),
+    }
+    pos = {int(u): j for j, u in enumerate(split.evaluation)}
+    row_user = np.array([pos[int(u)] for u in eu], dtype=np.int64)
+    sums = {n: error_sums(v, er, row_user, len(split.evaluation)) for n, v in preds.items()}
+    models = {n: rating_errors(s, cfg.n_boot, cfg.seed) for n, s in sums.items()}
+    best = {m: min(RATING_BASELINES, key=lambda n: models[n][m]["mean"]) for m in ("rmse", "mae")}
+    diffs = {}
+    for name in (RATING_SIM, RATING_SIM_INT):
+        diffs[name] = {}
+        for m in ("rmse", "mae"):
+            d = paired_rating_errors(sums[name], sums[best[m]], cfg.n_boot, cfg.seed)
+            diffs[name][m] = d[m]
+    return {
+        "test_ratings": len(er),
+        "valid_ratings_for_calibration": len(vr),
+        "models": models,
+        "best_baseline": best,
+        "simulator_minus_best": diffs,
+        "biased_mf": {"reg_chosen_on_valid": reg, "valid_rmse": valid_rmse, "factors": 16},
+        "isotonic_knots": len(knots[0]),
+    }
+
+
+def run_card(
+    config: FidelityCardConfig | None = None, data: MovieLensData | None = None
+) -> dict[str, Any]:
+    """Compute the whole card (a JSON-ready dict)."""
+    from recoworld.catalog import load_movielens
+
+    cfg = config or FidelityCardConfig()
+    start = time.time()
+    data = data if data is not None else load_movielens()
+    split = agent4rec_split(
+        data.user_index, data.item_index, data.rating, data.catalog.n_items, cfg.min_liked,
+        fractions=(0.4, 0.3), calibration_share=cfg.calibration_share,
+        min_heldout=cfg.list_size // 2, max_users=cfg.max_users, seed=cfg.seed,
+    )  # fmt: skip
+    view = training_view(data, split.train)
+    leak = no_leak_check(data, split, view)
+    if not leak["ok"]:
+        raise RuntimeError(f"fidelity card: held-out ratings reached the fit: {leak}")
+    model = simulated_users(view)
+    cf = collaborative_scores(view)
+    counts = view.catalog.popularity.astype(np.float64)
+    bins = popularity_bin_of(counts, split.known_items, cfg.pop_bins)
+
+    def sim_scores(lists: Lists) -> np.ndarray:
+        state = fresh_state(model, lists.users)
+        return model.relevance(state, lists.items).astype(np.float64)
+
+    scorers = {
+        SIMULATOR: sim_scores,
+        "popularity": lambda lists: counts[lists.items],
+        "item-kNN": lambda lists: cf["item-kNN"][lists.users[:, None], lists.items],
+        "MF (implicit ALS)": lambda lists: cf["MF (implicit ALS)"][
+            lists.users[:, None], lists.items
+        ],
+    }
+    disc = _discrimination(cfg, data, split, scorers, bins)
+    ratings = _ratings(cfg, data, split, view, model)
+    pop = model.population
+    assert pop is not None
+    return {
+        "title": "Fidelity report card: taste discrimination and rating prediction",
+        "config": cfg.model_dump(mode="json"),
+        "dataset": {
+            "name": "MovieLens-100k",
+            "note": DATASET_LINE,
+            "eligible_users": split.n_eligible,
+            "users": len(split.users),
+            "users_dropped_short": split.n_short,
+            "calibration_users": len(split.calibration),
+            "evaluation_users": len(split.evaluation),
+            "ratings": split.counts(),
+            "known_items": int(split.known_items.sum()),
+        },
+        "simulator": {
+            "model": "ParametricUserModel, ParametricUserConfig(source='movielens') defaults, "
+            "fitted by fit_movielens_population on the train split's training view",
+            "decision": "yes iff relevance (click probability of the item shown alone) >= t",
+            "weights": dict(pop.weights or {}),
+        },
+        "no_leak": leak,
+        "discrimination": disc["results"],
+        "rating": ratings,
+        "anchors": ANCHORS,
+        "anchor_note": ANCHOR_NOTE,
+        "runtime_s": round(time.time() - start, 1),
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _ci(d: dict[str, Any] | None, fmt: str = ".3f", signed: bool = False) -> str:
+    if not d or d.get("mean") is None or np.isnan(d["mean"]):
+        return "–"
+    f = f"+{fmt}" if signed else fmt
+    if d.get("lo") is None:
+        return format(d["mean"], f)
+    return f"{d['mean']:{f}} [{d['lo']:{f}}, {d['hi']:{f}}]"
+
+
+def _mark(d: dict[str, Any], higher_is_better: bool = True) -> str:
+    lo, hi = d.get("lo"), d.get("hi")
+    if lo is None or hi is None:
+        return ""
+    if lo > 0:
+        return "▲ " if higher_is_better else "▼ "
+    if hi < 0:
+        return "▼ " if higher_is_better else "▲ "
+    return ""
+
+
+def headline_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    """1:1, uniform negatives: ours (with CIs) then the anchors; RMSE/MAE beside."""
+    one = results["discrimination"]["uniform"]["1:1"]["scorers"]
+    rating = results["rating"]["models"]
+    rows = []
+    for name in (SIMULATOR, *BASELINES):
+        rname = RATING_SIM if name == SIMULATOR else None
+        rows.append({
+            "decider": name, "source": "this card (ML-100k)",
+            "accuracy": _ci(one[name]["accuracy"]), "F1": _ci(one[name]["f1"]),
+            "RMSE": _ci(rating[rname]["rmse"]) if rname else "–",
+            "MAE": _ci(rating[rname]["mae"]) if rname else "–",
+        })  # fmt: skip
+    for name in RATING_BASELINES:
+        rows.append({"decider": name, "source": "this card (ML-100k)", "accuracy": "–",
+                     "F1": "–", "RMSE": _ci(rating[name]["rmse"]),
+                     "MAE": _ci(rating[name]["mae"])})  # fmt: skip
+    for a in results["anchors"]:
+        rows.append({"decider": a["simulator"], "source": "published (ML-1M)",
+                     "accuracy": f"{a['accuracy']:.3f}", "F1": f"{a['f1']:.3f}",
+                     "RMSE": f"{a['rmse']:.3f}", "MAE": f"{a['mae']:.3f}"})  # fmt: skip
+    return rows
+
+
+def ratio_rows(results: dict[str, Any], kind: str) -> list[dict[str, str]]:
+    rows = []
+    for ratio, entry in results["discrimination"][kind].items():
+        for name, s in entry["scorers"].items():
+            t = entry["thresholds"][name]
+            rows.append({
+                "ratio": f"{ratio} ({entry['positives']}+{entry['negatives']})",
+                "decider": name,
+                "accuracy": _ci(s["accuracy"]), "precision (no-yes = 0)": _ci(s["precision"]),
+                "precision (no-yes skipped)": _ci(s["precision_defined"]),
+                "recall": _ci(s["recall"]), "F1": _ci(s["f1"]),
+                "no-yes users": f"{s['no_yes_users']['mean']:.0f}",
+                "threshold": "–" if t is None else (f"{t:.4g}" if np.isfinite(t) else "+inf"),
+            })  # fmt: skip
+    return rows
+
+
+def paired_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for kind, per_ratio in results["discrimination"].items():
+        for ratio, entry in per_ratio.items():
+            row = {"negatives": kind, "ratio": ratio}
+            for metric, label in (("accuracy", "accuracy"), ("f1", "F1")):
+                d = entry["simulator_minus_best"][metric]
+                row[f"best baseline ({label})"] = entry["best_baseline"][metric]
+                row[f"Δ {label}"] = _mark(d) + _ci(d, signed=True)
+            rows.append(row)
+    return rows
+
+
+def rating_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    r = results["rating"]
+    rows = []
+    for name, s in r["models"].items():
+        row = {"model": name, "RMSE": _ci(s["rmse"]), "MAE": _ci(s["mae"])}
+        d = r["simulator_minus_best"].get(name)
+        row["Δ RMSE vs best baseline"] = (_mark(d["rmse"], False) + _ci(d["rmse"], signed=True)
+                                          if d else "–")  # fmt: skip
+        row["Δ MAE vs best baseline"] = (_mark(d["mae"], False) + _ci(d["mae"], signed=True)
+                                         if d else "–")  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _md_table(rows: list[dict[str, str]]) -> list[str]:
+    if not rows:
+        return []
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |" for r in rows]
+    return lines
+
+
+PROTOCOL_TEXT = [
+    "Users with at least 20 ratings above 3; each user's ratings (every star level) shuffled "
+    "and split 40/30/30 into train/valid/test (seeded); valid and test keep only films that "
+    "occur in some user's train split.",
+    "A seeded quarter of these users calibrates every threshold (never scored); the card "
+    "scores the others.",
+    "Per user and ratio 1:m: 20 // (m+1) positives drawn uniformly from valid ∪ test (any "
+    "rating: positive = watched), m times as many negatives from films the user never rated "
+    "(among films of some train split), shuffled. Popularity-matched: each positive's "
+    "negatives come from its train-count popularity decile.",
+    "Every decider answers yes/no for every film (no cap on yes). Accuracy, precision, recall "
+    'and F1 are computed per user, then averaged over users. A user with no "yes" has '
+    "precision 0 in 'precision (no-yes = 0)' and is left out of 'precision (no-yes "
+    "skipped)'; F1 = 2TP/(2TP+FP+FN) needs no convention.",
+    "Simulated user: the MovieLens world's parametric user (fit_movielens_population on the "
+    "train split only), yes iff its click probability for the film shown alone "
+    "(ParametricUserModel.relevance) reaches a threshold.",
+    "Thresholds (simulated user, popularity, item-kNN, MF) maximise the calibration users' "
+    "mean of accuracy and F1, per ratio and negative kind.",
+    "Rating prediction: test-split ratings of the scored users; the simulated user's utility "
+    "mapped to stars by isotonic regression fitted on valid-split ratings; baselines fitted "
+    "on train (biased MF's L2 weight chosen on valid). RMSE/MAE pooled over ratings.",
+    "95 % percentile bootstrap CIs over users; Δ rows are paired (simulator − best baseline, "
+    "the best chosen by its mean on the same table); ▲/▼ marks a CI that excludes 0 in the "
+    "simulator's favour / against it.",
+]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    ds = results["dataset"]
+    cfg = results["config"]
+    lines = [f"# {results['title']}", "", DATASET_LINE, ""]
+    if cfg.get("quick"):
+        lines += ["**Quick profile** (a CI smoke run on a user subset): not the card's "
+                  "figures.", ""]  # fmt: skip
+    lines += [
+        f"{ds['evaluation_users']} scored users, {ds['calibration_users']} calibration users "
+        f"({ds['users']} users kept of {ds['eligible_users']} eligible"
+        + (f", max_users {cfg['max_users']}" if cfg.get("max_users") else "")
+        + (
+            f", {ds['users_dropped_short']} with too few held-out films dropped"
+            if ds["users_dropped_short"]
+            else ""
+        )
+        + f"); ratings {ds['ratings']}; seed {cfg['seed']}; {cfg['n_boot']} bootstrap "
+        f"resamples; {results['runtime_s']} s.",
+        "",
+        "## Protocol",
+        "",
+        *[f"- {t}" for t in PROTOCOL_TEXT],
+        f"- No-leak check: {results['no_leak']['shared_user_item_pairs']} of the fits' "
+        f"{results['no_leak']['fit_ratings']} ratings are held-out (user, film) pairs.",
+        "",
+        "## Headline: 1:1, uniform negatives",
+        "",
+        *_md_table(headline_rows(results)),
+        "",
+        ANCHOR_NOTE,
+        "",
+        "## Simulated user − best baseline (paired, over users)",
+        "",
+        *_md_table(paired_rows(results)),
+        "",
+    ]
+    for kind in results["discrimination"]:
+        lines += [
+            f"## Every ratio, {kind} negatives",
+            "",
+            *_md_table(ratio_rows(results, kind)),
+            "",
+        ]
+    r = results["rating"]
+    lines += [
+        "## Rating prediction",
+        "",
+        f"{r['test_ratings']} test ratings of the scored users; isotonic map fitted on "
+        f"{r['valid_ratings_for_calibration']} valid ratings; biased MF L2 "
+        f"{r['biased_mf']['reg_chosen_on_valid']} (chosen on valid).",
+        "",
+        *_md_table(rating_rows(results)),
+        "",
+        "Fitted utility weights: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in results["simulator"]["weights"].items())
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figure_png(results: dict[str, Any]) -> str | None:
+    """Base64 PNG: 1:1 accuracy and F1 (ours with CIs, anchors), F1 by ratio; None without
+    matplotlib."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 4.2), dpi=100)
+    axes = fig.subplots(1, 3)
+    one = results["discrimination"]["uniform"]["1:1"]["scorers"]
+    names = [SIMULATOR, *BASELINES]
+    anchors = results["anchors"]
+    for ax, metric, label in ((axes[0], "accuracy", "accuracy"), (axes[1], "f1", "F1")):
+        labels = ["sim. user" if n == SIMULATOR else n for n in names]
+        vals = [one[n][metric]["mean"] for n in names]
+        err = [[v - one[n][metric]["lo"] for n, v in zip(names, vals, strict=True)],
+               [one[n][metric]["hi"] - v for n, v in zip(names, vals, strict=True)]]  # fmt: skip
+        x = np.arange(len(names))
+        ax.bar(x, vals, yerr=err, color=["#d62728"] + ["#7f7f7f"] * len(BASELINES), capsize=3)
+        xa = np.arange(len(anchors)) + len(names) + 0.5
+        ax.bar(xa, [a[metric] for a in anchors], color="#1f77b4", alpha=0.7)
+        ax.set_xticks(list(x) + list(xa))
+        ax.set_xticklabels(labels + [a["simulator"].split(" (")[0] for a in anchors],
+                           rotation=60, ha="right", fontsize=7)  # fmt: skip
+        ax.set_ylim(0, 1)
+        ax.set_title(f"1:1 {label} (grey/red: ML-100k; blue: published, ML-1M)", fontsize=8)
+    ax = axes[2]
+    for kind, style in (("uniform", "-"), ("popularity", "--")):
+        per = results["discrimination"].get(kind)
+        if not per:
+            continue
+        ratios = list(per)
+        for j, n in enumerate(names):
+            ax.plot(ratios, [per[r]["scorers"][n]["f1"]["mean"] for r in ratios], style,
+                    marker="o", color=f"C{j}", label=n if kind == "uniform" else None)  # fmt: skip
+    ax.set_title("F1 by ratio (solid: uniform, dashed: popularity-matched)", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _html_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(r[c])}</td>" for c in cols) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(results: dict[str, Any]) -> str:
+    """One self-contained page (inline CSS, the plot as a data: URI); every text escaped."""
+    png = _figure_png(results)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(results['title'])}</title>",
+        "<style>body{font-family:sans-serif;max-width:1300px;margin:1em auto}"
+        "table{border-collapse:collapse;font-size:12px;margin:0.5em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}</style></head><body>",
+        f"<h1>{html.escape(results['title'])}</h1><p>{html.escape(DATASET_LINE)}</p>",
+    ]
+    if results["config"].get("quick"):
+        parts.append("<p><b>Quick profile</b>: a CI smoke run, not the card's figures.</p>")
+    parts.append("<h2>Protocol</h2><ul>")
+    parts += [f"<li>{html.escape(t)}</li>" for t in PROTOCOL_TEXT]
+    parts.append("</ul>")
+    if png:
+        parts.append(
+            f"<img alt='1:1 accuracy and F1; F1 by ratio' src='data:image/png;base64,{png}'>"
+        )
+    else:
+        parts.append("<p>(matplotlib is not installed: no plot.)</p>")
+    parts += [
+        "<h2>Headline: 1:1, uniform negatives</h2>",
+        _html_table(headline_rows(results)),
+        f"<p>{html.escape(ANCHOR_NOTE)}</p>",
+        "<h2>Simulated user − best baseline</h2>",
+        _html_table(paired_rows(results)),
+    ]
+    for kind in results["discrimination"]:
+        parts += [f"<h2>Every ratio, {html.escape(kind)} negatives</h2>",
+                  _html_table(ratio_rows(results, kind))]  # fmt: skip
+    parts += ["<h2>Rating prediction</h2>", _html_table(rating_rows(results)), "</body></html>"]
+    return "\n".join(parts)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NaN and infinite floats as None (strict JSON), numpy scalars as
+    Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_card(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``fidelity_card.json`` (strict JSON: NaN and ±inf as null),
+    ``fidelity_card.md`` and ``fidelity_card.html`` (atomically) into ``out_dir``."""
+    out = Path(out_dir)
+    return {
+        "json": atomic_write_json(jsonable(results), out / "fidelity_card.json"),
+        "md": atomic_write_text(render_markdown(results), out / "fidelity_card.md"),
+        "html": atomic_write_text(render_html(results), out / "fidelity_card.html"),
+    }
