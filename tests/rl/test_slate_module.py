@@ -79,3 +79,39 @@ def test_rllib_env_runner_samples_distinct_slates(small_config, vectorize):
                            for e in episodes])  # fmt: skip
     assert np.isfinite(logp).all() and (logp < 0).all()
     runner.stop()
+
+
+def test_relative_features_linear_path_and_value_scale(venv):
+    """The options ``ModelSettings`` turns on: a zero-initialised linear path on the
+    candidate's features (ranking by one feature is one weight), features relative to the
+    slate, values predicted in units of ``value_scale``."""
+    space, act = venv.single_observation_space, venv.single_action_space
+    plain = SlateScoringModule(observation_space=space, action_space=act, model_config={})
+    assert plain.linear is None and not plain.relative and plain.value_scale == 1.0
+    cfg = {"relative_features": True, "linear_path": True, "value_scale": 10.0}
+    mod = SlateScoringModule(observation_space=space, action_space=act, model_config=cfg)
+    assert torch.count_nonzero(mod.linear.weight) == 0
+    obs, _ = venv.reset(seed=2)
+    tobs = {k: torch.as_tensor(v) for k, v in obs.items()}
+    with torch.no_grad():
+        assert mod.scores(tobs).shape == (6, venv.world.n_candidates)
+        values = mod.compute_values({Columns.OBS: tobs})
+        assert torch.allclose(values, 10.0 * mod.value(mod._context(tobs)).squeeze(-1))
+        pop = venv.world.encoder.feature_index("popularity")
+        for p in mod.scorer.parameters():
+            p.zero_()
+        mod.linear.weight[0, pop] = 5.0
+        slate = torch.topk(mod.scores(tobs), venv.world.slate_size, dim=-1).indices
+    popularity = tobs["candidates"][..., pop].float()
+    chosen = popularity.gather(1, slate)
+    rest = popularity.scatter(1, slate, float("-inf"))
+    assert (chosen.min(1).values >= rest.max(1).values).all()  # the most popular k
+
+
+def test_model_settings_module_config():
+    from recoworld.rl.common.config import ModelSettings
+
+    cfg = ModelSettings().module_config(gamma=0.97)
+    assert cfg["relative_features"] and cfg["linear_path"]
+    assert cfg["value_scale"] == pytest.approx(1 / 0.03)
+    assert ModelSettings(value_scale=2.0).module_config(0.97)["value_scale"] == 2.0

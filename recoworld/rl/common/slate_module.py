@@ -23,8 +23,23 @@ training uses the exact log-probability. The value head reads the context only
 (``ValueFunctionAPI``), so PPO and other actor-critic learners work unchanged. Observation
 keys the module does not know are ignored, so it keeps working when the observation grows.
 
+Two options help the scorer rank (``ModelSettings`` turns both on; the module's own
+defaults keep the original network, so older checkpoints load):
+
+- ``relative_features``: the MLP also reads x_i - mean_j x_j (each candidate feature
+  relative to the other candidates: "more popular than the rest" is on the same scale on
+  every slate);
+- ``linear_path``: s_i += w . [x_i; x_i[:T] * instruction[:T]; x_i[:T] * history[:T]], a
+  zero-initialised linear score, so "rank by popularity" (or by any one feature) is a
+  single weight the MLP need not first learn to represent.
+
+``value_scale``: the value head predicts V / value_scale (PPO passes 1 / (1 - gamma), the
+return of a constant unit reward), so its output layer need not grow to returns of tens.
+
 ``model_config``: ``hidden`` (list of layer widths, default [128, 128]), ``value_hidden``
-(default [128, 128]), ``slate_size`` (default: the action space's length).
+(default [128, 128]), ``slate_size`` (default: the action space's length),
+``relative_features`` (default False), ``linear_path`` (default False), ``value_scale``
+(default 1.0).
 """
 
 from __future__ import annotations
@@ -77,7 +92,17 @@ class SlateScoringModule(TorchRLModule, ValueFunctionAPI):
         self.candidate_keys = tuple(k for k in PER_CANDIDATE_KEYS if k in obs.spaces)
         ctx = sum(int(obs[key].shape[0]) for key in self.context_keys)
         item_in = ctx + d + len(self.candidate_keys) + 2 * self.n_topics
+        self.relative = bool(cfg.get("relative_features", False))
+        if self.relative:  # each feature relative to the slate's mean
+            item_in += d + len(self.candidate_keys)
         self.scorer = _mlp([item_in, *cfg.get("hidden", [128, 128])], 1)
+        # linear path on the candidate's own features: "rank by feature j" is one weight
+        # (not on the relative ones: a per-row shift leaves the Plackett-Luce slate unchanged)
+        self.linear = (nn.Linear(d + len(self.candidate_keys) + 2 * self.n_topics, 1, bias=False)
+                       if cfg.get("linear_path", False) else None)  # fmt: skip
+        if self.linear is not None:
+            nn.init.zeros_(self.linear.weight)
+        self.value_scale = float(cfg.get("value_scale", 1.0))
         if not self.inference_only:
             self.value = _mlp([ctx, *cfg.get("value_hidden", [128, 128])], 1)
         self.action_dist_cls = plackett_luce(self.slate_size)
@@ -101,16 +126,21 @@ class SlateScoringModule(TorchRLModule, ValueFunctionAPI):
         wanted = topics * obs["instruction"][..., None, :t].float()
         habit = topics * obs["history"][..., None, :t].float()
         m = cands.shape[-2]
-        x = torch.cat([ctx[..., None, :].expand(*ctx.shape[:-1], m, ctx.shape[-1]), cands,
-                       wanted, habit], dim=-1)  # fmt: skip
-        return self.scorer(x).squeeze(-1)
+        item = torch.cat([cands, wanted, habit], dim=-1)
+        parts = [ctx[..., None, :].expand(*ctx.shape[:-1], m, ctx.shape[-1]), item]
+        if self.relative:
+            parts.append(cands - cands.mean(dim=-2, keepdim=True))
+        s = self.scorer(torch.cat(parts, dim=-1)).squeeze(-1)
+        if self.linear is not None:
+            s = s + self.linear(item).squeeze(-1)
+        return s
 
     # ------------------------------------------------------------------ RLModule
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self.scores(batch[Columns.OBS])}
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
-        return self.value(self._context(batch[Columns.OBS])).squeeze(-1)
+        return self.value_scale * self.value(self._context(batch[Columns.OBS])).squeeze(-1)
 
     def get_inference_action_dist_cls(self) -> type[PlackettLuce]:
         return self.action_dist_cls

@@ -288,7 +288,7 @@ def build_hrl_config(world: WorldConfig, cfg: Any) -> Any:
 
     from recoworld.rl.common.slate_module import SlateScoringModule
 
-    model = {"hidden": cfg.model.hidden, "value_hidden": cfg.model.value_hidden}
+    model = cfg.model.module_config(cfg.ppo.gamma)  # the same slate module options as PPO's
     if cfg.hrl.mode != "hierarchical":
         return _ppo_base(world, cfg, NoveltyEnv, "sync")
     high = cfg.hrl.high_hidden

@@ -39,12 +39,13 @@ def build_algorithm_config(world: WorldConfig, cfg: TrainConfig) -> Any:
             minibatch_size=p.minibatch_size,
             train_batch_size_per_learner=p.train_batch_size,
             grad_clip=p.grad_clip,
+            grad_clip_by=p.grad_clip_by,
             use_kl_loss=False,
         )
         .rl_module(
             rl_module_spec=RLModuleSpec(
                 module_class=SlateScoringModule,
-                model_config={"hidden": cfg.model.hidden, "value_hidden": cfg.model.value_hidden},
+                model_config=cfg.model.module_config(p.gamma),
             )
         )
     )

@@ -56,8 +56,7 @@ def build_rliv_ua_config(world: WorldConfig, cfg: TrainConfig) -> Any:
         raise ValueError(f"rliv_ua.gammas must lie in [0, 1], got {bad}")
     creators, n_creators = item_creators(world)
     model_config = {
-        "hidden": cfg.model.hidden,
-        "value_hidden": cfg.model.value_hidden,
+        **cfg.model.module_config(cfg.ppo.gamma),  # the same slate module options as PPO's
         "item_creator": creators.tolist(),
         "n_creators": n_creators,
         "critic_hidden": s.critic_hidden,
