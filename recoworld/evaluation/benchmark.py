@@ -387,6 +387,21 @@ def _protocol(config: BenchmarkConfig, task: TaskSpec) -> dict[str, Any]:
     }
 
 
+UNREAD_SECTIONS = {"slate_ts": ("ppo", "model")}
+"""TrainConfig sections an algorithm never reads (slate TS has its own model and optimiser):
+left out when comparing a cached run's protocol, so changing PPO's defaults does not
+invalidate slate TS runs."""
+
+
+def _relevant(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """``fingerprint`` without the training sections its algorithm does not read."""
+    train = fingerprint.get("train")
+    if not isinstance(train, dict):
+        return fingerprint
+    unread = UNREAD_SECTIONS.get(str(train.get("algo")), ())
+    return {**fingerprint, "train": {k: v for k, v in train.items() if k not in unread}}
+
+
 def _read_cached(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """The cached result at ``path`` (None when absent); ``ConfigError`` when it was made
     under another protocol."""
@@ -396,9 +411,9 @@ def _read_cached(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | No
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None  # unreadable (atomic writes make this unlikely): redo it
-    if data.get("fingerprint") != fingerprint:
-        old = data.get("fingerprint") or {}
-        diff = sorted(k for k in {*old, *fingerprint} if old.get(k) != fingerprint.get(k))
+    old, new = _relevant(data.get("fingerprint") or {}), _relevant(fingerprint)
+    if old != new:
+        diff = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
         raise ConfigError(
             f"{path} was made under another protocol (differs in: {', '.join(diff)})",
             hint="pass another --out directory, or delete that file to redo it",

@@ -207,7 +207,7 @@ def test_cli_tasks_check_writes_json_and_markdown(tmp_path, capsys) -> None:
 # ---------------------------------------------------------------------- training (slow)
 @pytest.mark.slow
 def test_quick_profile_trains_evaluates_and_resumes(ray_session, tmp_path, monkeypatch) -> None:
-    cfg = BenchmarkConfig(tasks=["NoveltyIntent-v0"], quick=True)  # algorithms: ppo, hrl
+    cfg = BenchmarkConfig(tasks=["NoveltyIntent-v0"], quick=True)  # ppo, hrl_flat, hrl
     calls: list[tuple[str, int]] = []
     real = benchmark.train_run
 
@@ -217,9 +217,9 @@ def test_quick_profile_trains_evaluates_and_resumes(ray_session, tmp_path, monke
 
     monkeypatch.setattr(benchmark, "train_run", counting)
     results = run_benchmark(cfg, tmp_path, show_progress=False)
-    assert sorted(calls) == [("hrl", 0), ("ppo", 0)]
+    assert sorted(calls) == [("hrl", 0), ("hrl", 0), ("ppo", 0)]  # hrl_flat trains hrl
     task = results["tasks"]["NoveltyIntent-v0"]
-    for algo in ("ppo", "hrl"):
+    for algo in ("ppo", "hrl_flat", "hrl"):
         entry = task["policies"][algo]
         assert entry["kind"] == "learner"
         assert np.isfinite(entry["metrics"]["mean_return"]["mean"])
@@ -273,3 +273,21 @@ def test_variants_train_their_base_algorithm_with_fixed_settings() -> None:
     flat = config.train_config("hrl_flat", 0, 4096)
     assert flat.algo == "hrl" and flat.algo_settings.mode == "flat"
     assert config.train_config("slate_ts_greedy", 0, 256).algo_settings.exploration == "greedy"
+
+
+def test_cached_slate_ts_runs_survive_a_change_of_ppo_defaults(tmp_path) -> None:
+    """Slate TS reads neither ``train.ppo`` nor ``train.model``: a cached run made under
+    other PPO settings is still its protocol; any other change is an error."""
+    config = BenchmarkConfig(tasks=["ColdStart"], algos=["slate_ts"], quick=True)
+    cfg = config.train_config("slate_ts", 0, 256).model_dump(mode="json")
+    path = tmp_path / "seed_0.json"
+    old = {**cfg, "ppo": {**cfg["ppo"], "lr": 0.123}, "model": {**cfg["model"], "hidden": [7]}}
+    path.write_text(json.dumps({"fingerprint": {"budget": 256, "train": old}, "runs": []}))
+    assert benchmark._read_cached(path, {"budget": 256, "train": cfg}) is not None
+    other = {**cfg, "slate_ts": {**cfg["slate_ts"], "lr": 0.5}}
+    with pytest.raises(benchmark.ConfigError, match="another protocol"):
+        benchmark._read_cached(path, {"budget": 256, "train": other})
+    ppo = config.train_config("ppo", 0, 256).model_dump(mode="json")
+    path.write_text(json.dumps({"fingerprint": {"train": {**ppo, "ppo": {"lr": 1}}}}))
+    with pytest.raises(benchmark.ConfigError, match="differs in: train"):
+        benchmark._read_cached(path, {"train": ppo})
