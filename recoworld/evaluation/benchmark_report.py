@@ -17,7 +17,7 @@ from typing import Any
 from recoworld.core.atomic import atomic_write_text
 from recoworld.evaluation.report.html import environment
 from recoworld.evaluation.report.index import TAB10, finite
-from recoworld.evaluation.report.tables import MISSING, format_value, interval
+from recoworld.evaluation.report.tables import MISSING, format_value, interval, markdown_table
 
 TEMPLATE = "benchmark.html.j2"
 COLUMNS = {  # metric -> (label, format)
@@ -101,15 +101,6 @@ def learner_rows(task: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _md_table(rows: list[dict[str, str]]) -> list[str]:
-    if not rows:
-        return []
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |" for r in rows]
-    return lines
-
-
 def _protocol_line(task: dict[str, Any]) -> str:
     p, meta = task["protocol"], task["task"]
     return (
@@ -133,10 +124,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     for key, task in results["tasks"].items():
         meta = task["task"]
         lines += [f"## {key}: {meta['summary']}", "", _protocol_line(task), ""]
-        lines += [*_md_table(policy_rows(task)), ""]
+        lines += [*markdown_table(policy_rows(task)), ""]
         learners = learner_rows(task)
         if learners:
-            lines += [*_md_table(learners), ""]
+            lines += [*markdown_table(learners), ""]
             lines += [f"- expected ({algo}): {text}" for algo, text in _expected(task).items()]
             lines.append("")
     return "\n".join(lines)
@@ -258,7 +249,7 @@ def check_markdown(checks: dict[str, dict[str, Any]]) -> str:
         "CI of exploit − blind exceeds the required margin × (exploit − random).",
         "",
     ]
-    lines += [*_md_table(check_rows(checks)), ""]
+    lines += [*markdown_table(check_rows(checks)), ""]
     for key, c in checks.items():
         lines.append(f"- {key}: seeds {c['seeds']}, {c['episodes']} lives per seed, "
                      f"{c['users']} users; oracles {c['exploit']} / {c['blind']}")  # fmt: skip

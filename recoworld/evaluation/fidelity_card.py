@@ -69,6 +69,7 @@ from recoworld.evaluation.fidelity_protocol import (
     summarize,
     user_metrics,
 )
+from recoworld.evaluation.report.tables import markdown_table
 from recoworld.policies.interactions import Interactions
 from recoworld.policies.item_knn import ItemKNNRecommender
 from recoworld.policies.matrix_factorization import ALSRecommender
@@ -519,15 +520,6 @@ def rating_rows(results: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _md_table(rows: list[dict[str, str]]) -> list[str]:
-    if not rows:
-        return []
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |" for r in rows]
-    return lines
-
-
 PROTOCOL_TEXT = [
     "Users with at least 20 ratings above 3; each user's ratings (every star level) shuffled "
     "and split 40/30/30 into train/valid/test (seeded); valid and test keep only films that "
@@ -583,20 +575,20 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "## Headline: 1:1, uniform negatives",
         "",
-        *_md_table(headline_rows(results)),
+        *markdown_table(headline_rows(results)),
         "",
         ANCHOR_NOTE,
         "",
         "## Simulated user − best baseline (paired, over users)",
         "",
-        *_md_table(paired_rows(results)),
+        *markdown_table(paired_rows(results)),
         "",
     ]
     for kind in results["discrimination"]:
         lines += [
             f"## Every ratio, {kind} negatives",
             "",
-            *_md_table(ratio_rows(results, kind)),
+            *markdown_table(ratio_rows(results, kind)),
             "",
         ]
     r = results["rating"]
@@ -607,7 +599,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{r['valid_ratings_for_calibration']} valid ratings; biased MF L2 "
         f"{r['biased_mf']['reg_chosen_on_valid']} (chosen on valid).",
         "",
-        *_md_table(rating_rows(results)),
+        *markdown_table(rating_rows(results)),
         "",
         "Fitted utility weights: "
         + ", ".join(f"{k} {v:.3f}" for k, v in results["simulator"]["weights"].items())

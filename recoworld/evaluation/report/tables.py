@@ -16,6 +16,16 @@ BETTER = "▲"
 WORSE = "▼"
 
 
+def markdown_table(rows: list[dict[str, str]]) -> list[str]:
+    """Lines of a Markdown table whose columns are the first row's keys ("|" escaped)."""
+    if not rows:
+        return []
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(r[c].replace("|", "\\|") for c in cols) + " |" for r in rows]
+    return lines
+
+
 def arrow(higher_is_better: bool) -> str:
     """The direction shown next to a metric's label."""
     return "↑" if higher_is_better else "↓"
