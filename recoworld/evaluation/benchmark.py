@@ -61,7 +61,6 @@ from recoworld.tasks.check import (
     check_phenomenon,
     evaluate_on_task,
     normalized_score,
-    paired_returns,
     reference_policy,
 )
 from recoworld.tasks.spec import TaskSpec, all_tasks, load_task, task_files
@@ -328,14 +327,40 @@ def _normalize(stats: dict[str, Any], random: float, exploit: float) -> dict[str
     return out
 
 
+def _units(runs: list[dict[str, Any]], metric: str) -> np.ndarray:
+    """The paired units of a metric: user lives for the return, evaluation seeds otherwise
+    (the summaries hold the other metrics per seed, not per life)."""
+    if metric == "mean_return":
+        return _lives(runs)
+    return np.array([r[metric] for r in runs], dtype=np.float64)
+
+
 def _paired(
-    learner: dict[int, list[dict[str, Any]]], baseline: list[dict[str, Any]]
+    learner: dict[int, list[dict[str, Any]]],
+    baseline: list[dict[str, Any]],
+    metric: str = "mean_return",
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Learner - baseline mean return, paired life by life on every evaluation seed, the
-    pairs of all training seeds pooled (the baseline's lives repeat once per seed)."""
+    """Learner - baseline ``metric``, paired unit by unit (every training seed's policy met
+    the same evaluation lives as the baseline; units: ``_units``), with a 95% CI from a
+    two-level bootstrap that resamples training seeds and units jointly, so the interval
+    carries both the spread between training runs and between users. ``n``: the units."""
     seeds = sorted(learner)
-    a = [r for s in seeds for r in learner[s]]
-    return paired_returns(a, baseline * len(seeds))
+    runs = np.stack([_units(learner[s], metric) for s in seeds])  # [training seeds, units]
+    base = _units(baseline, metric)
+    if runs.shape[1] != len(base):
+        raise ValueError("learner and baseline were evaluated on different lives")
+    diff = runs - base[None, :]
+    rng = np.random.default_rng(seed)
+    n_seeds, n_lives = diff.shape
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        rows = rng.integers(0, n_seeds, n_seeds)
+        cols = rng.integers(0, n_lives, n_lives)
+        draws[i] = diff[rows][:, cols].mean()
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return {"mean": float(diff.mean()), "lo": float(lo), "hi": float(hi), "n": int(n_lives)}
 
 
 def aggregate_task(
@@ -345,7 +370,9 @@ def aggregate_task(
 ) -> dict[str, Any]:
     """One task's results: per policy its kind, raw metrics with CIs, normalized scores per
     metric, the fraction of the oracle gap closed (normalized mean return / 100) and, for
-    learners, the paired mean-return difference vs ``popular`` and vs the best baseline."""
+    learners, the paired mean-return difference vs ``popular`` and vs the best baseline, and
+    vs ``popular`` the paired return-rate and session-depth differences (units: evaluation
+    seeds)."""
     policies: dict[str, dict[str, Any]] = {}
     for name, runs in refs.items():
         kind = "oracle" if name in ORACLES else "baseline"
@@ -368,6 +395,9 @@ def aggregate_task(
         entry = policies[name]
         if "popular" in refs:
             entry["vs_popular"] = _paired(by_seed, refs["popular"])
+            entry["vs_popular_metrics"] = {
+                m: _paired(by_seed, refs["popular"], m) for m in ("return_rate", "session_depth")
+            }
         entry["vs_best_baseline"] = {"baseline": best, **_paired(by_seed, refs[best])}
     return {"best_baseline": best, "policies": policies}
 

@@ -35,9 +35,10 @@ LEGEND = (
     "Raw cells: mean [95% CI] (baselines and oracles: bootstrap over user lives for the return, "
     "over evaluation seeds otherwise; learners: across training seeds, or over the pooled "
     "lives when there is one seed). Normalized: 0 = random, 100 = the exploiting oracle. "
-    "Δ: learner − baseline mean return, paired life by life (common random numbers), pooled "
-    "over training and evaluation seeds, [95% CI]; ▲/▼ the CI excludes 0. Gap closed = "
-    "normalized return / 100."
+    "Δ: learner − baseline, paired (common random numbers) life by life for the return and "
+    "evaluation seed by seed for return rate and depth, averaged over training seeds, [95% "
+    "CI of a two-level bootstrap over training seeds and units]; ▲/▼ the CI excludes 0. Gap "
+    "closed = normalized return / 100."
 )
 
 
@@ -93,6 +94,12 @@ def learner_rows(task: dict[str, Any]) -> list[dict[str, str]]:
                 "training seeds": str(len(training)),
                 "env steps/run": format_value(sum(steps) / len(steps), ".0f") if steps else "–",
                 "Δ vs popular": _diff_text(entry.get("vs_popular")),
+                "Δ return rate vs popular": _diff_text(
+                    (entry.get("vs_popular_metrics") or {}).get("return_rate"), ".3f"
+                ),
+                "Δ depth vs popular": _diff_text(
+                    (entry.get("vs_popular_metrics") or {}).get("session_depth"), ".2f"
+                ),
                 "best baseline": str(best.get("baseline", MISSING)),
                 "Δ vs best baseline": _diff_text(best),
                 "gap closed": format_value(entry.get("gap_closed"), ".2f"),

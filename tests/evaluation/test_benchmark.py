@@ -124,7 +124,13 @@ def test_aggregate_normalizes_and_pairs_across_training_seeds() -> None:
     assert norm["per_seed"][0] == pytest.approx(100.0)
     assert pol["ppo"]["gap_closed"] == pytest.approx(norm["mean"] / 100)
     vs = pol["ppo"]["vs_popular"]
-    assert vs["n"] == 80 and vs["mean"] == pytest.approx((exploit - popular + 1.0) / 2)
+    assert vs["n"] == 40 and vs["mean"] == pytest.approx((exploit - popular + 1.0) / 2)
+    assert vs["lo"] < vs["mean"] < vs["hi"]
+    # the two-level bootstrap carries the spread between training seeds: two seeds that
+    # disagree give a wider interval than two identical seeds with the same mean
+    same = {0: learner[1], 1: learner[1]}
+    vs_same = aggregate_task(task, refs, {"ppo": same})["policies"]["ppo"]["vs_popular"]
+    assert vs["hi"] - vs["lo"] > vs_same["hi"] - vs_same["lo"]
     assert pol["ppo"]["vs_best_baseline"]["baseline"] == "linucb"
     # metrics other than the return: CI over evaluation seeds, normalized per metric
     assert pol["random"]["metrics"]["click_rate"]["n"] == 2
