@@ -351,7 +351,23 @@ def _paired(
     base = _units(baseline, metric)
     if runs.shape[1] != len(base):
         raise ValueError("learner and baseline were evaluated on different lives")
-    diff = runs - base[None, :]
+    return _two_level(runs - base[None, :], n_boot, seed)
+
+
+def _paired_learners(
+    a: dict[int, list[dict[str, Any]]], b: dict[int, list[dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """Learner a - learner b mean return, paired by training seed and life (the two-level
+    bootstrap of ``_paired``); None when they were trained on different seeds."""
+    if sorted(a) != sorted(b):
+        return None
+    diff = np.stack([_lives(a[s]) - _lives(b[s]) for s in sorted(a)])
+    return _two_level(diff, 2000, 0)
+
+
+def _two_level(diff: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+    """Mean of ``diff`` [training seeds, units] with a 95% CI from resampling training
+    seeds and units jointly."""
     rng = np.random.default_rng(seed)
     n_seeds, n_lives = diff.shape
     draws = np.empty(n_boot)
@@ -399,6 +415,11 @@ def aggregate_task(
                 m: _paired(by_seed, refs["popular"], m) for m in ("return_rate", "session_depth")
             }
         entry["vs_best_baseline"] = {"baseline": best, **_paired(by_seed, refs[best])}
+        entry["vs_learners"] = {
+            other: diff
+            for other, other_runs in learners.items()
+            if other != name and (diff := _paired_learners(by_seed, other_runs)) is not None
+        }
     return {"best_baseline": best, "policies": policies}
 
 

@@ -123,6 +123,19 @@ def _expected(task: dict[str, Any]) -> dict[str, str]:
     return {a: expected[a] for a in task["protocol"]["algorithms"] if a in expected}
 
 
+def learner_pair_rows(task: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per ordered pair of learners listed earlier/later in the task: the paired
+    mean-return difference (same training seeds, same lives)."""
+    names = [n for n, e in task["policies"].items() if e["kind"] == "learner"]
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            diff = (task["policies"][a].get("vs_learners") or {}).get(b)
+            if diff is not None:
+                rows.append({"learners": f"{a} − {b}", "Δ mean return": _diff_text(diff)})
+    return rows
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     lines = [f"# {results.get('title', 'Benchmark')}", ""]
     git = results.get("git") or {}
@@ -135,6 +148,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         learners = learner_rows(task)
         if learners:
             lines += [*markdown_table(learners), ""]
+            pairs = learner_pair_rows(task)
+            if pairs:
+                lines += [*markdown_table(pairs), ""]
             lines += [f"- expected ({algo}): {text}" for algo, text in _expected(task).items()]
             lines.append("")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from recoworld.cli import main
-from recoworld.evaluation import benchmark
+from recoworld.evaluation import benchmark, benchmark_report
 from recoworld.evaluation.benchmark import (
     BenchmarkConfig,
     aggregate_task,
@@ -297,3 +297,22 @@ def test_cached_slate_ts_runs_survive_a_change_of_ppo_defaults(tmp_path) -> None
     path.write_text(json.dumps({"fingerprint": {"train": {**ppo, "ppo": {"lr": 1}}}}))
     with pytest.raises(benchmark.ConfigError, match="differs in: train"):
         benchmark._read_cached(path, {"train": ppo})
+
+
+def test_learners_on_one_task_are_compared_pairwise_by_seed_and_life() -> None:
+    task = load_task("NoveltyIntent-v0")
+    rng = np.random.default_rng(1)
+    lives = {n: rng.normal(mu, 1.0, 30) for n, mu in (("random", 0.0), ("popular", 1.0),
+             ("linucb", 2.0), ("blind", 3.0), ("exploit", 5.0))}  # fmt: skip
+    refs = {n: [_run(x)] for n, x in lives.items()}
+    base = lives["linucb"]
+    a = {s: [_run(base + 1.0 + s)] for s in (0, 1)}
+    b = {s: [_run(base + s)] for s in (0, 1)}
+    c = {5: [_run(base)]}  # other training seeds: not paired
+    agg = aggregate_task(task, refs, {"hrl": a, "ppo": b, "other": c})["policies"]
+    diff = agg["hrl"]["vs_learners"]["ppo"]
+    assert diff["mean"] == pytest.approx(1.0) and diff["lo"] == pytest.approx(1.0)
+    assert agg["ppo"]["vs_learners"]["hrl"]["mean"] == pytest.approx(-1.0)
+    assert "other" not in agg["hrl"]["vs_learners"]
+    rows = benchmark_report.learner_pair_rows({"policies": agg})
+    assert rows[0]["learners"] == "hrl − ppo" and "+1.0" in rows[0]["Δ mean return"]
