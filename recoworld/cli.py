@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -242,6 +243,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     for flag in ("budget", "episodes", "users", "eval_seeds"):
         if getattr(args, flag) is not None:
             raw[flag] = getattr(args, flag)
+    if args.train is not None:
+        try:
+            raw["train"] = json.loads(args.train)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"--train: not JSON ({err.msg} at character {err.pos}): {args.train!r}",
+                hint='e.g. --train \'{"ppo": {"lr": 0.0005}}\'',
+            ) from None
     cfg = BenchmarkConfig.model_validate(raw)
     own = "each task's"
     console.print(
@@ -614,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--episodes", type=_positive, help="user lives per evaluation seed")
     bench.add_argument("--users", type=_positive, help="parallel users of an evaluation")
     bench.add_argument("--eval-seeds", type=int, nargs="+", help="evaluation seeds")
+    bench.add_argument(
+        "--train",
+        help='JSON of TrainConfig fields for every run, e.g. \'{"rliv_ua": {"critic_scale": '
+        "0.2}}' (part of each run's fingerprint)",
+    )
     bench.add_argument("--out", default="runs/benchmark", help="output directory (resumable)")
     bench.add_argument("--quick", action="store_true", help="the CI profile (seconds per task)")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -206,7 +206,7 @@ class BenchmarkConfig(StrictModel):
     def _no_protocol_fields(cls, train: dict[str, Any]) -> dict[str, Any]:
         fixed = sorted({"algo", "iterations", "seed"} & set(train))
         if fixed:
-            raise ValueError(f"train: {fixed} are set by the benchmark (algos, budget, seeds)")
+            raise ValueError(f"{fixed} are set by the benchmark (algos, budget, seeds)")
         return train
 
     # ------------------------------------------------------------------ effective values

@@ -316,3 +316,10 @@ def test_learners_on_one_task_are_compared_pairwise_by_seed_and_life() -> None:
     assert "other" not in agg["hrl"]["vs_learners"]
     rows = benchmark_report.learner_pair_rows({"policies": agg})
     assert rows[0]["learners"] == "hrl − ppo" and "+1.0" in rows[0]["Δ mean return"]
+
+
+def test_cli_train_overrides_are_json_with_a_clear_error(capsys) -> None:
+    assert main(["benchmark", "--quick", "--train", "{bad", "--out", "unused"]) == 2
+    assert "--train: not JSON" in capsys.readouterr().err
+    assert main(["benchmark", "--quick", "--train", '{"seed": 3}', "--out", "unused"]) == 2
+    assert "['seed'] are set by the benchmark" in capsys.readouterr().err
