@@ -604,7 +604,11 @@ def run_benchmark(
     """Run the benchmark (module docstring) into ``out_dir``; writes ``benchmark.json``,
     ``benchmark.md``, ``benchmark.html`` and ``manifest.json`` and returns the results."""
     from recoworld.core.progress import progress_bar
-    from recoworld.evaluation.benchmark_report import write_html, write_markdown
+    from recoworld.evaluation.benchmark_report import (
+        write_html,
+        write_markdown,
+        write_summary_png,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -653,6 +657,7 @@ def run_benchmark(
     atomic_write_json(results, out / "benchmark.json")
     write_markdown(results, out / "benchmark.md")
     write_html(results, out / "benchmark.html")
+    write_summary_png(results, out / "benchmark.png")
     protocols = {key: task["protocol"] for key, task in results["tasks"].items()}
     write_manifest(out, config.model_dump(mode="json"), None, training_seeds=seeds,
                    protocol=protocols)  # fmt: skip

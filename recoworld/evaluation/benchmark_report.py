@@ -203,6 +203,43 @@ def normalized_figure(task: dict[str, Any]) -> str | None:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def write_summary_png(results: dict[str, Any], path: str | Path) -> Path | None:
+    """One panel per task: every policy's normalized mean return (learners with their CI
+    across training seeds), oracles and baselines in grey; written atomically as PNG.
+    None (nothing written) without matplotlib."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from recoworld.core.atomic import atomic_write
+
+    tasks = list(results["tasks"].items())
+    rows = max(len(t["policies"]) for _, t in tasks)
+    fig = Figure(figsize=(4.2 * len(tasks), 0.32 * rows + 1.4), dpi=100)
+    for i, (key, task) in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), i + 1)
+        names = list(task["policies"])
+        for y, name in enumerate(names):
+            entry = task["policies"][name]
+            norm = entry["normalized"]["mean_return"]
+            v, lo, hi = (finite(norm.get(k)) for k in ("mean", "lo", "hi"))
+            learner = entry["kind"] == "learner"
+            xerr = [[v - lo], [hi - v]] if learner and None not in (v, lo, hi) else None
+            ax.barh(y, v if v is not None else 0.0, xerr=xerr, capsize=2,
+                    color=TAB10[0] if learner else "#bbbbbb")  # fmt: skip
+        for x, style in ((0, "-"), (100, "--")):
+            ax.axvline(x, color="#555", lw=0.8, ls=style)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("normalized return", fontsize=8)
+    fig.tight_layout()
+    return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
+
+
 def render_html(results: dict[str, Any]) -> str:
     """The benchmark as one self-contained page (plots as ``data:`` URIs; text escaped)."""
     import json

@@ -141,7 +141,13 @@ def test_aggregate_normalizes_and_pairs_across_training_seeds() -> None:
 def test_quick_references_only_writes_everything_and_resumes(tmp_path) -> None:
     cfg = BenchmarkConfig(tasks=["Instructions-v0"], algos=[], quick=True)
     results = run_benchmark(cfg, tmp_path, show_progress=False)
-    for name in ("benchmark.json", "benchmark.md", "benchmark.html", "manifest.json"):
+    for name in (
+        "benchmark.json",
+        "benchmark.md",
+        "benchmark.html",
+        "benchmark.png",
+        "manifest.json",
+    ):
         assert (tmp_path / name).is_file(), name
     task = results["tasks"]["Instructions-v0"]
     assert set(task["policies"]) == {"random", "popular", "blind", "exploit", "linucb",
