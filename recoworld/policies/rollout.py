@@ -79,6 +79,25 @@ def summarize(
     }
 
 
+TOTALS = {
+    "clicks": "click", "watch": "watch", "likes": "like", "follows": "follow", "gifts": "gift",
+    "instructions": "instructed", "returns": "returned", "session_ends": "session_end",
+}  # fmt: skip
+"""Running totals of ``summarize`` -> the step-info key they sum."""
+
+
+def new_totals() -> dict[str, float]:
+    """Zeroed running totals for ``add_step`` / ``summarize``."""
+    return dict.fromkeys(("steps", *TOTALS), 0.0)
+
+
+def add_step(totals: dict[str, float], info: dict[str, Any], live: np.ndarray) -> None:
+    """Add one batched step's responses of the ``live`` rows to ``totals``."""
+    totals["steps"] += int(live.sum())
+    for name, key in TOTALS.items():
+        totals[name] += float(np.asarray(info[key])[live].sum())
+
+
 def step_policy(
     env: RecoWorldVectorEnv, rec: Recommender, obs: dict[str, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -140,23 +159,14 @@ def _run_policy(
     lengths: list[int] = []
     sessions: list[int] = []
     episode_ids: list[int] = []
-    keys = ("steps", "clicks", "watch", "likes", "follows", "gifts", "instructions", "returns")
-    totals = dict.fromkeys((*keys, "session_ends"), 0.0)
+    totals = new_totals()
     for t in range(sim.max_steps):
         obs, reward, terminated, truncated, info = step_policy(env, rec, obs)
         # slots that stepped (not autoreset) and belong to the lives being summarised
         live = info["_click"] & (info["episode_id"] < wanted)
         if log is not None:
             log.record(t, info, reward, terminated, truncated)
-        totals["steps"] += int(live.sum())
-        totals["clicks"] += int(info["click"][live].sum())
-        totals["watch"] += float(info["watch"][live].sum())
-        totals["likes"] += int(info["like"][live].sum())
-        totals["follows"] += int(info["follow"][live].sum())
-        totals["gifts"] += int(info["gift"][live].sum())
-        totals["instructions"] += int(info["instructed"][live].sum())
-        totals["returns"] += int(info["returned"][live].sum())
-        totals["session_ends"] += int(info["session_end"][live].sum())
+        add_step(totals, info, live)
         ep_return += np.where(live, reward, 0.0)
         ep_len += live
         done = (terminated | truncated) & live

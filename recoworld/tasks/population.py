@@ -18,7 +18,7 @@ from recoworld.envs.population.config import PopulationConfig
 from recoworld.envs.population.population import Population, PopulationEnv
 from recoworld.policies.base import OnlineRecommender, Recommender
 from recoworld.policies.baselines import make_baseline
-from recoworld.policies.rollout import PolicyFactory, summarize
+from recoworld.policies.rollout import PolicyFactory, add_step, new_totals, summarize
 from recoworld.tasks.spec import TaskSpec, load_task
 
 
@@ -65,8 +65,7 @@ def run_population_policy(
         ret = np.zeros(b)
         length = np.zeros(b, dtype=np.int64)
         sessions = np.ones(b, dtype=np.int64)
-        keys = ("steps", "clicks", "watch", "likes", "follows", "gifts", "instructions", "returns")
-        totals = dict.fromkeys((*keys, "session_ends"), 0.0)
+        totals = new_totals()
         for _ in range(pop.config.max_cycles):
             live = pop.alive.copy()
             if not live.any():
@@ -78,14 +77,7 @@ def run_population_policy(
                     obs, slate, reward, nxt, terminated | truncated, {**info, "_click": live}
                 )
             obs = nxt
-            totals["steps"] += int(live.sum())
-            for name, key in (("clicks", "click"), ("likes", "like"), ("follows", "follow"),
-                              ("gifts", "gift")):  # fmt: skip
-                totals[name] += int(info[key][live].sum())
-            totals["watch"] += float(info["watch"][live].sum())
-            totals["instructions"] += int(info["instructed"][live].sum())
-            totals["returns"] += int(info["returned"][live].sum())
-            totals["session_ends"] += int(info["session_end"][live].sum())
+            add_step(totals, info, live)
             ret += np.where(live, reward, 0.0)
             length += live
             sessions = np.where(live, np.asarray(info["session"]) + 1, sessions)
