@@ -86,6 +86,20 @@ TOTALS = {
 """Running totals of ``summarize`` -> the step-info key they sum."""
 
 
+def resolve_policy(
+    policy: str | Recommender | PolicyFactory, world: World, seed: int | None
+) -> Recommender:
+    """The ``Recommender`` for ``world``: a baseline built by name (``make_baseline``), a
+    recommender as is, or a factory called with the world (e.g. a hidden-state oracle)."""
+    if isinstance(policy, str):
+        return make_baseline(policy, world, seed=seed)
+    if isinstance(policy, Recommender):
+        return policy
+    if callable(policy):
+        return policy(world)
+    raise TypeError(f"policy: expected a name, a Recommender or a factory, got {policy!r}")
+
+
 def new_totals() -> dict[str, float]:
     """Zeroed running totals for ``add_step`` / ``summarize``."""
     return dict.fromkeys(("steps", *TOTALS), 0.0)
@@ -142,14 +156,7 @@ def _run_policy(
     progress: Any,
     task: Any,
 ) -> dict[str, Any]:
-    if isinstance(policy, str):
-        rec: Recommender = make_baseline(policy, env.world, seed=sim.seed)
-    elif isinstance(policy, Recommender):
-        rec = policy
-    elif callable(policy):
-        rec = policy(env.world)  # a factory: e.g. a hidden-state oracle of this world
-    else:
-        raise TypeError(f"policy: expected a name, a Recommender or a factory, got {policy!r}")
+    rec = resolve_policy(policy, env.world, sim.seed)
     name = getattr(rec, "name", type(rec).__name__)
     obs, _ = env.reset(seed=sim.seed)
     b, wanted = sim.users, sim.episodes

@@ -17,8 +17,13 @@ import numpy as np
 from recoworld.envs.population.config import PopulationConfig
 from recoworld.envs.population.population import Population, PopulationEnv
 from recoworld.policies.base import OnlineRecommender, Recommender
-from recoworld.policies.baselines import make_baseline
-from recoworld.policies.rollout import PolicyFactory, add_step, new_totals, summarize
+from recoworld.policies.rollout import (
+    PolicyFactory,
+    add_step,
+    new_totals,
+    resolve_policy,
+    summarize,
+)
 from recoworld.tasks.spec import TaskSpec, load_task
 
 
@@ -54,12 +59,7 @@ def run_population_policy(
     overrides = {"n_users": n_users, "capacity": n_users} if n_users else None
     pop = Population(population_config(task, overrides))
     try:
-        if isinstance(policy, str):
-            rec: Recommender = make_baseline(policy, pop.world, seed=seed)
-        elif isinstance(policy, Recommender):
-            rec = policy
-        else:
-            rec = policy(pop.world)
+        rec = resolve_policy(policy, pop.world, seed)
         obs = pop.reset(seed)
         b = pop.capacity
         ret = np.zeros(b)
