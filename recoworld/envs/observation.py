@@ -260,7 +260,7 @@ class ObservationEncoder:
             [
                 np.minimum(session_index / self.max_sessions, 1.0),
                 np.minimum(session_step / self.max_session_steps, 1.0),
-                np.minimum(np.log1p(p.gap_hours) / np.log1p(24.0 * 30.0), 1.0),
+                gap_feature(p.gap_hours),
                 np.where(session_step > 0, p.session_clicks / steps_in_session, 0.0),
                 p.session_watch / np.maximum(p.session_clicks, 1.0),
                 p.total_clicks / np.maximum(p.total_steps, 1.0),
@@ -269,24 +269,47 @@ class ObservationEncoder:
             ],
             axis=1,
         ).astype(np.float32)
-        mass = p.topic_history.sum(1, keepdims=True)
-        dist = np.where(mass > 0, p.topic_history / np.maximum(mass, 1e-12), 0.0)
-        ent = -(dist * np.log(np.where(dist > 0, dist, 1.0))).sum(1) / self._log_t
-        history = np.concatenate(
-            [dist, ent[:, None], p.ema_click[:, None], p.ema_watch[:, None]], axis=1
-        ).astype(np.float32)
+        history = history_features(p.topic_history, p.ema_click, p.ema_watch, self._log_t)
         counters = np.stack(
             [session_index, session_step, p.total_steps, p.instructions_total], axis=1
         ).astype(np.float32)
         return {
             "candidates": cand,
             "user": np.clip(user, 0.0, 1.0),
-            "history": np.clip(history, 0.0, 1.0),
+            "history": history,
             "instruction": p.instruction.astype(np.float32, copy=True),
             "counters": counters,
             "candidate_ids": candidates.astype(np.int64, copy=True),
             "recent_ids": p.recent_items.copy(),
         }
+
+
+def gap_feature(gap_hours: np.ndarray) -> np.ndarray:
+    """User feature ``gap`` [B] (float64) of the gaps since the last session [B] (float32)."""
+    return np.minimum(np.log1p(gap_hours) / np.log1p(24.0 * 30.0), 1.0)
+
+
+def history_features(
+    topic_history: np.ndarray, ema_click: np.ndarray, ema_watch: np.ndarray, log_t: float
+) -> np.ndarray:
+    """The ``history`` observation [B, T + 3] (float32, clipped to [0, 1]) of the platform's
+    click-topic history [B, T] and click / watch EMAs [B]; ``log_t`` = log(max(T, 2))."""
+    mass = topic_history.sum(1, keepdims=True)
+    dist = np.where(mass > 0, topic_history / np.maximum(mass, 1e-12), 0.0)
+    ent = -(dist * np.log(np.where(dist > 0, dist, 1.0))).sum(1) / log_t
+    history = np.concatenate(
+        [dist, ent[:, None], ema_click[:, None], ema_watch[:, None]], axis=1
+    ).astype(np.float32)
+    return np.clip(history, 0.0, 1.0)
+
+
+def recency_table(size: int = 1024) -> np.ndarray:
+    """User feature ``instruction_recency`` for 0 .. size - 1 steps since the instruction
+    (float32; numpy's own ``exp``, as ``encode``; 0 from ``size`` on, where it underflows)."""
+    table = np.exp(-np.arange(size, dtype=np.float32) / RECENCY_STEPS)
+    if table[-1] != 0.0:
+        raise ValueError(f"recency_table: size {size} is below float32 underflow")
+    return table
 
 
 def view_space(full: spaces.Dict, view: str) -> spaces.Space:

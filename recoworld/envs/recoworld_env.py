@@ -11,8 +11,15 @@ import numpy as np
 from recoworld.catalog import Catalog
 from recoworld.core.errors import require
 from recoworld.envs.config import WorldConfig, resolve_world_config
-from recoworld.envs.observation import view_observation, view_space
+from recoworld.envs.observation import (
+    FEATURE_KEYS,
+    ID_KEYS,
+    IDS_VIEW,
+    view_observation,
+    view_space,
+)
 from recoworld.envs.render import LastStep, draw_last, session_end_text
+from recoworld.envs.single_step import FastPathUnavailable, SingleUserStep, supports
 from recoworld.envs.world import World
 from recoworld.llm import LLMBackend
 
@@ -149,6 +156,13 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     Hidden state (interests, quality, fatigue, novelty propensity, satisfaction) is never
     observed; ``recoworld.envs.observation`` documents every feature.
 
+    Every ``reset`` and ``step`` hands out fresh arrays (observation and info), never views
+    of a buffer that a later step overwrites: they may be stored as they are (replay
+    buffers, Stable-Baselines3, ``SyncVectorEnv``). The parametric world's single-user fast
+    path (``recoworld.envs.single_step``: one compiled call per step, used unless
+    ``render_mode`` or ``ground_truth_info`` is set) writes into internal buffers and copies
+    them out, a few small copies per step; it is bit-identical to the batched world.
+
     ## Rewards
 
     A weighted sum configured by ``RewardConfig``: per click (1.0), watch fraction (1.0),
@@ -237,6 +251,10 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.render_mode = render_mode
         self._last_text = ""
         self._last_step: LastStep | None = None  # what render() draws (rgb_array)
+        # the B = 1 fast path (recoworld.envs.single_step), where the world allows it
+        self._fast = SingleUserStep(self.world) if supports(self.world, render_mode) else None
+        # the view's keys, in the order World.step's observation has them
+        self._keys = [*FEATURE_KEYS, *(ID_KEYS if self.observation_view == IDS_VIEW else ())]
 
     @property
     def catalog(self) -> Catalog:
@@ -248,6 +266,11 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         super().reset(seed=seed)
         if seed is None and self.world.state is None:
             seed = int(self.np_random.integers(0, 2**63 - 1))
+        if self._fast is not None:
+            buffers, info_ = self._fast.reset(seed)
+            if not self._fast.usable:  # arrays the kernel cannot take: World.step from now
+                self._fast = None
+            return self._hand_out(buffers), info_
         obs, info = self.world.reset(seed=seed)
         if self.render_mode == "ansi":
             self._last_text = "[new user] candidates: " + ", ".join(
@@ -262,6 +285,12 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._fast is not None:
+            try:
+                buffers, reward_, terminated_, truncated_, info_ = self._fast.step(action)
+                return self._hand_out(buffers), reward_, terminated_, truncated_, info_
+            except FastPathUnavailable:  # raised before the step touched the world
+                self._fast = None
         obs, reward, terminated, truncated, info = self.world.step(np.asarray(action)[None])
         if self.render_mode == "ansi":
             self._last_text = format_step(self.world.catalog, info, float(reward[0]))
@@ -274,6 +303,13 @@ class RecoWorldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             bool(truncated[0]),
             _row(info),
         )
+
+    def _hand_out(self, buffers: dict[str, np.ndarray]) -> Any:
+        """The policy's view of the fast path's observation buffers (B = 1), as fresh
+        arrays: the buffers are overwritten by the next step."""
+        if self.observation_view == "flat":
+            return np.concatenate([buffers[k][0].ravel() for k in self._keys])
+        return {k: buffers[k][0].copy() for k in self._keys}
 
     def _view(self, obs: dict[str, np.ndarray]) -> Any:
         """The policy's view of the world's batched observation, row 0."""

@@ -249,6 +249,7 @@ class PopulationEnv(ParallelEnv):
         )
         self.possible_agents = [f"user_{i}" for i in range(self.population.capacity)]
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        self._names = np.array(self.possible_agents, dtype=object)  # row -> agent, vectorised
         self.agents: list[str] = []
         self._obs: dict[str, np.ndarray] | None = None
         self._cycles = 0
@@ -269,11 +270,14 @@ class PopulationEnv(ParallelEnv):
         return self.population.world.action_space
 
     def _agent_obs(self, rows: np.ndarray) -> dict[str, Any]:
+        """Per agent of ``rows``, its rows of the batched observation: views, not copies
+        (the world encodes a fresh batch every step, so they stay as they were)."""
         assert self._obs is not None
         view = view_observation(self._obs, self.config.world.observation)
+        names = self._names[rows].tolist()
         if isinstance(view, np.ndarray):  # flat: one row per agent
-            return {self.possible_agents[r]: view[r] for r in rows.tolist()}
-        return _per_agent(view, list(view), rows, self.possible_agents)
+            return dict(zip(names, _rows(view, rows), strict=True))
+        return _per_agent(view, tuple(view), rows, names)
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -294,31 +298,37 @@ class PopulationEnv(ParallelEnv):
         k = pop.world.slate_size
         batch = np.zeros((pop.capacity, k), dtype=np.int64)
         batch[:] = np.arange(k)
-        unknown = set(actions) - set(self.agents)
+        unknown = actions.keys() - set(self.agents)
         if unknown:
             raise ValueError(f"actions for agents that are not present: {sorted(unknown)[:5]}")
         if actions:
-            rows = np.array([self._index[a] for a in actions], dtype=np.int64)
-            batch[rows] = np.stack([np.asarray(v, dtype=np.int64) for v in actions.values()])
-        before = np.array([self._index[a] for a in self.agents], dtype=np.int64)
+            rows = np.fromiter(map(self._index.__getitem__, actions), np.int64, len(actions))
+            slates = list(actions.values())
+            try:  # one conversion for all slates (np.stack of asarrays is ~5x slower)
+                batch[rows] = np.array(slates, dtype=np.int64)
+            except ValueError:  # ragged slates: the world's shape check says which
+                batch[rows] = np.stack([np.asarray(v, dtype=np.int64) for v in slates])
+        before = np.fromiter(map(self._index.__getitem__, self.agents), np.int64, len(self.agents))
         obs, reward, terminated, truncated, info = pop.step(batch)
         self._obs = obs
         self._cycles += 1
         self._last_info = info
         out_of_time = self._cycles >= self.config.max_cycles
-        rewards = {self.possible_agents[r]: float(reward[r]) for r in before.tolist()}
-        terms = {self.possible_agents[r]: bool(terminated[r]) for r in before.tolist()}
-        truncs = {
-            self.possible_agents[r]: bool(truncated[r]) or out_of_time for r in before.tolist()
-        }
-        infos = self._infos(info, before)
+        names = self._names[before].tolist()
+        rewards = dict(zip(names, reward[before].astype(np.float64).tolist(), strict=True))
+        terms = dict(zip(names, terminated[before].tolist(), strict=True))
+        ended = truncated[before] | out_of_time
+        truncs = dict(zip(names, ended.tolist(), strict=True))
+        infos = self._infos(info, before, names)
         staying = (
             before[~(terminated[before] | truncated[before])] if not out_of_time else before[:0]
         )
         joined = pop.arrivals(obs) if not out_of_time else np.zeros(0, dtype=np.int64)
         rows = np.concatenate([staying, joined])
-        self.agents = [self.possible_agents[r] for r in rows.tolist()]
-        observations = self._agent_obs(before) | self._agent_obs(joined)
+        self.agents = self._names[rows].tolist()
+        observations = self._agent_obs(before)
+        if joined.size:
+            observations |= self._agent_obs(joined)
         for r in joined.tolist():
             agent = self.possible_agents[r]
             rewards.setdefault(agent, 0.0)
@@ -327,9 +337,14 @@ class PopulationEnv(ParallelEnv):
             infos.setdefault(agent, {"joined": True})
         return observations, rewards, terms, truncs, infos
 
-    def _infos(self, info: dict[str, Any], rows: np.ndarray) -> dict[str, dict[str, Any]]:
-        keys = [k for k in INFO_KEYS if k in info]
-        out = _per_agent(info, keys, rows, self.possible_agents)
+    def _infos(
+        self, info: dict[str, Any], rows: np.ndarray, names: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Per agent of ``rows`` (named ``names``), its entries of the step info: views of
+        the step's (fresh) arrays, Python scalars, and the instruction text only for the
+        agents who wrote one."""
+        keys = tuple(k for k in INFO_KEYS if k in info)
+        out = _per_agent(info, keys, rows, names)
         if "instruction" in info:
             for r in rows[np.asarray(info["instructed"])[rows]].tolist():
                 if info["instruction"][r]:
@@ -367,19 +382,38 @@ INFO_KEYS = (
 
 
 def _per_agent(
-    batch: dict[str, Any], keys: list[str], rows: np.ndarray, names: list[str]
+    batch: dict[str, Any], keys: tuple[str, ...], rows: np.ndarray, names: list[str]
 ) -> dict[str, dict[str, Any]]:
-    """Row ``r`` of each batched array, as one dict per agent (one split per key, then zip:
-    several times faster than indexing every (agent, key))."""
+    """Rows ``rows`` of each batched array, as one dict per agent (``names``, one per row):
+    1-d entries as Python scalars (one ``tolist`` per key), n-d entries as row views of the
+    batched array (no copy), the dicts built by one dict display per agent."""
     columns = []
     for k in keys:
-        part = np.asarray(batch[k])[rows]
-        # 1-d: plain Python scalars (tolist is one C call); n-d: row views
-        columns.append(part.tolist() if part.ndim == 1 and part.dtype != object else list(part))
-    return {
-        names[r]: dict(zip(keys, values, strict=True))
-        for r, values in zip(rows.tolist(), zip(*columns, strict=True), strict=True)
-    }
+        value = np.asarray(batch[k])
+        if value.ndim == 1 and value.dtype != object:
+            columns.append(value[rows].tolist())
+        else:
+            columns.append(_rows(value, rows))
+    return dict(zip(names, map(_dict_maker(keys), *columns), strict=True))
+
+
+def _rows(value: np.ndarray, rows: np.ndarray) -> list[Any]:
+    """Row views ``value[r]`` for r in ``rows`` (object arrays: the objects)."""
+    every = list(value)  # one view per row, in C
+    if len(rows) == len(every) and np.array_equal(rows, np.arange(len(every))):
+        return every
+    return list(map(every.__getitem__, rows.tolist()))
+
+
+@functools.cache
+def _dict_maker(keys: tuple[str, ...]) -> Any:
+    """``lambda v0, v1, ...: {keys[0]: v0, keys[1]: v1, ...}`` (a dict display: about twice
+    as fast as ``dict(zip(keys, values))`` per agent)."""
+    if not all(key.isidentifier() for key in keys):
+        return lambda *values: dict(zip(keys, values, strict=True))
+    args = ", ".join(f"v{i}" for i in range(len(keys)))
+    body = ", ".join(f"{key!r}: v{i}" for i, key in enumerate(keys))
+    return eval(f"lambda {args}: {{{body}}}")  # keys are identifiers: a plain dict display
 
 
 def parallel_env(**kwargs: Any) -> PopulationEnv:

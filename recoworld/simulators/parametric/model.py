@@ -301,7 +301,9 @@ class ParametricUserModel:
         )
 
     # ------------------------------------------------------------------ utilities
-    def _kernel_args(self, state: UserState) -> tuple:
+    def kernel_args(self, state: UserState) -> tuple:
+        """The catalog, model and state arrays the compiled kernels take, in their order (from
+        the catalog's topic lists to the packed parameters)."""
         cat = self.catalog
         return (
             *cat.topic_lists, cat.latent, cat.quality, cat.creator, self._nov_pop, self._item_pop,
@@ -322,7 +324,7 @@ class ParametricUserModel:
         util = np.empty(items.shape, dtype=np.float32)
         from recoworld.simulators.parametric.kernels import utility_batch
 
-        utility_batch(items, *self._kernel_args(state), comps, nov, util)
+        utility_batch(items, *self.kernel_args(state), comps, nov, util)
         return comps, nov, util
 
     def utility(self, state: UserState, items: np.ndarray) -> np.ndarray:
@@ -378,7 +380,7 @@ class ParametricUserModel:
         from recoworld.simulators.parametric.kernels import respond_batch
 
         respond_batch(
-            rng, active, items, valid, *self._kernel_args(state), state.follows, state.patience,
+            rng, active, items, valid, *self.kernel_args(state), state.follows, state.patience,
             state.satisfaction, state.session_step, state.instructions_in_session,
             out_b["click"], watch, out_b["like"], out_b["follow"], out_b["gift"], comps, nov,
             util, probs, leave, instructed, p_leave, unmet, choice, clicked_topics, pref, use_pref,
@@ -388,7 +390,7 @@ class ParametricUserModel:
         instruction_vector = None
         who = np.flatnonzero(instructed)
         if who.size:
-            instruction_vector = self._instruct(state, who, unmet)
+            instruction_vector = self.instruct(state, who, unmet)
         resp = Responses(
             click=out_b["click"],
             watch=watch,
@@ -428,7 +430,7 @@ class ParametricUserModel:
         overrides this to let an LLM speak."""
         resp.instruction = self._instruction_text(who, vectors, resp.instruction)
 
-    def _instruct(self, state: UserState, who: np.ndarray, unmet: np.ndarray) -> np.ndarray:
+    def instruct(self, state: UserState, who: np.ndarray, unmet: np.ndarray) -> np.ndarray:
         """Instruction fields from hidden state for users ``who``, as [n, T + 1] vectors
         (+1 more, -1 less, last = novelty); records them as the users' active instruction."""
         n, t = len(who), self.catalog.n_topics
