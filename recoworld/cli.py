@@ -447,6 +447,12 @@ def cmd_fidelity_card(args: argparse.Namespace) -> int:
         updates["max_users"] = args.users
     if args.boot is not None:
         updates["n_boot"] = args.boot
+    if args.ppo is not None:
+        if not Path(args.ppo).exists():
+            raise CheckpointError(f"--ppo: checkpoint {args.ppo} not found")
+        updates["ppo_checkpoint"] = str(args.ppo)
+    if args.no_ranking:
+        updates["ranking"] = False
     cfg = FidelityCardConfig.model_validate(cfg.model_dump() | updates)
     console.print(f"[bold]Fidelity report card[/]{' (quick profile)' if cfg.quick else ''}: "
                   f"MovieLens-100k, seed {cfg.seed}, ratios {cfg.ratios}, "
@@ -461,6 +467,13 @@ def cmd_fidelity_card(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row.values())
     console.print(table)
+    ranking = results.get("ranking")
+    if ranking:
+        a = ranking["agreement"][ranking["primary"]]
+        console.print(f"policy ranking, {ranking['primary']}: Spearman "
+                      f"{a['spearman']['mean']:+.2f} [{a['spearman']['lo']:+.2f}, "
+                      f"{a['spearman']['hi']:+.2f}], Kendall {a['kendall']['mean']:+.2f} "
+                      "(SimUSER, on online A/B tests: 0.72)")  # fmt: skip
     console.print(f"outputs in [bold]{args.out}[/]: "
                   + ", ".join(p.name for p in paths.values()) + ", manifest.json")  # fmt: skip
     return 0
@@ -616,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="train the task suite's algorithms and score them against the oracles",
     )
-    bench.add_argument("--tasks", help="comma-separated tasks (default: every gym task)")
+    bench.add_argument("--tasks", help="comma-separated tasks (default: every task)")
     bench.add_argument("--algos", help="comma-separated algorithms (default: each task's)")
     bench.add_argument("--seeds", type=_positive, help="training seeds 0..N-1 (default 5)")
     bench.add_argument("--budget", type=_positive, help="env steps per run (default: the task's)")
@@ -663,14 +676,22 @@ def build_parser() -> argparse.ArgumentParser:
     card = fid_sub.add_parser(
         "card",
         parents=[common],
-        help="the fidelity report card: Agent4Rec's taste discrimination and rating "
-        "prediction on MovieLens-100k, fitted user vs baselines vs published simulators",
+        help="the fidelity report card: Agent4Rec's taste discrimination, rating "
+        "prediction, policy-ranking agreement and behaviour statistics on MovieLens-100k, "
+        "fitted user vs baselines vs published simulators",
     )
     card.add_argument("--out", default="runs/fidelity_card", help="output directory")
     card.add_argument("--quick", action="store_true", help="the CI profile (160 users, seconds)")
     card.add_argument("--seed", type=int, default=0, help="seed of split, users and lists")
     card.add_argument("--users", type=_positive, help="a seeded subset of the eligible users")
     card.add_argument("--boot", type=_positive, help="bootstrap resamples (default 2000)")
+    card.add_argument(
+        "--ppo", help="a trained PPO checkpoint to rank beside the baselines (optional)"
+    )
+    card.add_argument(
+        "--no-ranking", action="store_true",
+        help="skip the policy-ranking agreement and behaviour statistics (world rollouts)",
+    )  # fmt: skip
     card.set_defaults(func=cmd_fidelity_card)
 
     cat = sub.add_parser("catalog", parents=[common], help="load a catalog and describe it")

@@ -45,12 +45,23 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from recoworld.catalog.movielens import MovieLensData
 from recoworld.catalog.splits import training_view
 from recoworld.core.atomic import atomic_write_json, atomic_write_text
 from recoworld.core.config import StrictModel
+from recoworld.evaluation.fidelity_behaviour import (
+    activity_stats,
+    describe,
+    gap_stats,
+    genre_shares,
+    genre_stats,
+    per_user_counts,
+    session_gaps,
+    shares_of,
+    shuffled_users,
+)
 from recoworld.evaluation.fidelity_protocol import (
     TEST,
     VALID,
@@ -68,6 +79,11 @@ from recoworld.evaluation.fidelity_protocol import (
     rating_errors,
     summarize,
     user_metrics,
+)
+from recoworld.evaluation.fidelity_ranking import (
+    OFFLINE_METRICS,
+    Lives,
+    policy_ranking,
 )
 from recoworld.evaluation.report.tables import markdown_table
 from recoworld.policies.interactions import Interactions
@@ -95,6 +111,7 @@ ANCHORS = [  # name, 1:1 accuracy, 1:1 F1, RMSE, MAE
     {"simulator": "ContextSim", "accuracy": 0.824, "f1": 0.819, "rmse": 0.451, "mae": 0.392},
     {"simulator": "AlignUSER+", "accuracy": 0.832, "f1": 0.827, "rmse": 0.429, "mae": 0.387},
 ]  # fmt: skip
+RANKING_POLICIES = ("random", "popular", "knn", "mf", "linucb", "genre-match")
 DATASET_LINE = (
     "Data: MovieLens-100k (the anchors use ML-1M); every other rule of the protocol is kept."
 )
@@ -124,11 +141,46 @@ class FidelityCardConfig(StrictModel):
         [0.05, 0.1, 0.2, 0.5, 1.0], description="Biased-MF L2 weights tried (chosen on valid)."
     )
     quick: bool = Field(False, description="Marks the quick (CI) profile.")
+    ranking: bool = Field(
+        True,
+        description="Run the policy-ranking agreement and the behaviour statistics (both "
+        "read the same simulated lives).",
+    )
+    ranking_policies: list[str] = Field(
+        list(RANKING_POLICIES), min_length=2, description="Recommenders ranked on both sides."
+    )
+    ranking_seeds: list[int] = Field(
+        [1000, 1001, 1002, 1003, 1004], min_length=1,
+        description="World seeds (MovieLens-v0's evaluation seeds): every policy meets the "
+        "same lives.",
+    )  # fmt: skip
+    ranking_lives: int = Field(200, ge=8, description="Simulated user lives per seed.")
+    ranking_slots: int = Field(64, ge=1, description="Parallel user slots of the world.")
+    ranking_lists: int = Field(4, ge=1, description="Offline 20-film lists per scored user.")
+    ppo_checkpoint: str | None = Field(
+        None, description="A trained PPO checkpoint to rank beside the baselines (optional)."
+    )
+    session_gap_hours: float = Field(
+        1.0, gt=0.0, description="MovieLens sessionisation: a new session after a longer gap."
+    )
+
+    @field_validator("ranking_policies")
+    @classmethod
+    def _known_policies(cls, names: list[str]) -> list[str]:
+        unknown = sorted(set(names) - set(RANKING_POLICIES))
+        if unknown or len(set(names)) != len(names):
+            raise ValueError(
+                f"ranking_policies: unknown or repeated {unknown or names}; available "
+                f"{list(RANKING_POLICIES)} (a PPO comes with ppo_checkpoint)"
+            )
+        return names
 
     @classmethod
     def quick_profile(cls, seed: int = 0) -> FidelityCardConfig:
-        """A small card for CI: 160 users, 200 resamples (well under a minute)."""
-        return cls(seed=seed, max_users=160, n_boot=200, quick=True)
+        """A small card for CI: 160 users, 200 resamples, one world seed of 64 lives (well
+        under a minute)."""
+        return cls(seed=seed, max_users=160, n_boot=200, quick=True, ranking_seeds=[1000],
+                   ranking_lives=64, ranking_slots=32, ranking_lists=1)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- fitting
@@ -398,6 +450,19 @@ def run_card(
     }
     disc = _discrimination(cfg, data, split, scorers, bins)
     ratings = _ratings(cfg, data, split, view, model)
+    ranking: dict[str, Any] | None = None
+    behaviour: dict[str, Any] | None = None
+    if cfg.ranking:
+        ppo = None
+        if cfg.ppo_checkpoint:
+            from recoworld.rl.registry import load_recommender
+
+            ppo = load_recommender(cfg.ppo_checkpoint, "ppo")
+        ranking, lives, _ = policy_ranking(
+            data, split, view, cfg.ranking_policies, cfg.ranking_seeds, cfg.ranking_lives,
+            cfg.ranking_slots, cfg.ranking_lists, cfg.n_boot, cfg.seed, bins, ppo,
+        )  # fmt: skip
+        behaviour = _behaviour(cfg, data, split, lives)
     pop = model.population
     assert pop is not None
     return {
@@ -425,7 +490,43 @@ def run_card(
         "rating": ratings,
         "anchors": ANCHORS,
         "anchor_note": ANCHOR_NOTE,
+        "ranking": ranking,
+        "behaviour": behaviour,
         "runtime_s": round(time.time() - start, 1),
+    }
+
+
+def _behaviour(
+    cfg: FidelityCardConfig, data: MovieLensData, split: CardSplit, lives: dict[str, Lives]
+) -> dict[str, Any]:
+    """Activity, genre mix and return gaps of the scored users (every rating they made:
+    descriptive statistics, no fit) against each policy's simulated lives of the same
+    users (``recoworld.evaluation.fidelity_behaviour``)."""
+    users = split.evaluation
+    topics = data.catalog.topics_normalized
+    mine = np.isin(data.user_index, users)
+    u, i = data.user_index[mine], data.item_index[mine]
+    su, si = shuffled_users(u, i, cfg.seed)
+    sessions = session_gaps(data.user_index, data.timestamp, users, cfg.session_gap_hours)
+    gaps = gap_stats(sessions["gaps"], {p: lv.gaps for p, lv in lives.items()}, cfg.seed)
+    gaps["real_sessions_per_user"] = describe(sessions["sessions"])
+    gaps["sim_sessions_per_life"] = {p: describe(lv.returns + 1) for p, lv in lives.items()}
+    gaps["rule"] = (
+        f"a user's ratings sorted by timestamp; a new session after a gap > "
+        f"{cfg.session_gap_hours:g} h"
+    )
+    return {
+        "users": len(users),
+        "activity": activity_stats(
+            per_user_counts(u, users), {p: lv.clicks for p, lv in lives.items()}, cfg.seed
+        ),
+        "genre": genre_stats(
+            genre_shares(u, i, users, topics),
+            genre_shares(su, si, users, topics),
+            {p: shares_of(lv.topic_mass) for p, lv in lives.items()},
+            cfg.seed,
+        ),
+        "gaps": gaps,
     }
 
 
@@ -520,6 +621,155 @@ def rating_rows(results: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+OFFLINE_LABELS = {
+    "precision@3 uniform": "offline precision@3 (uniform)",
+    "ndcg@3 uniform": "offline NDCG@3 (uniform)",
+    "precision@3 popularity": "offline precision@3 (popularity-matched)",
+}
+
+
+def ranking_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    """Per policy: the simulated metrics and the offline metrics with CIs, and its rank on
+    the primary pair (1 = best)."""
+    r = results["ranking"]
+    prim = r["agreement"][r["primary"]]
+    rows = []
+    for j, p in enumerate(r["policies"]):
+        v = r["per_policy"][p]
+        row = {"policy": p, "sim: mean return / life": _ci(v["mean_return"], ".1f"),
+               "sim: return rate": _ci(v["return_rate"])}  # fmt: skip
+        row |= {OFFLINE_LABELS[m]: _ci(v[m]) for m in OFFLINE_METRICS}
+        row["rank: sim / offline (primary)"] = f"{prim['sim_rank'][j]} / {prim['offline_rank'][j]}"
+        rows.append(row)
+    return rows
+
+
+def agreement_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    """Spearman and Kendall of every (simulated, offline) pair, then SimUSER's figure."""
+    r = results["ranking"]
+    rows = []
+    for pair, a in r["agreement"].items():
+        p = a["spearman_null_p"]
+        rows.append({
+            "simulated vs offline": pair + (" (primary)" if pair == r["primary"] else ""),
+            "Spearman": _ci(a["spearman"], signed=True), "Kendall": _ci(a["kendall"], signed=True),
+            "P(Spearman ≥ this | random order)": "–" if p is None else f"{p:.3f}",
+        })  # fmt: skip
+    rows.append({"simulated vs offline": "SimUSER (published; 55 private online A/B tests)",
+                 "Spearman": f"{r['simuser']['spearman']:+.2f}", "Kendall": "–",
+                 "P(Spearman ≥ this | random order)": "–"})  # fmt: skip
+    return rows
+
+
+def _fmt(x: Any, fmt: str = ".3f") -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, fmt)
+
+
+def behaviour_rows(results: dict[str, Any], what: str) -> list[dict[str, str]]:
+    """One statistic (activity, genre, gaps): real, each policy's lives and the baselines,
+    with the distance to the real users."""
+    sec = results["behaviour"][what]
+    label = {"activity": "W (÷ own mean)", "genre": "mean W over genres",
+             "gaps": "W (log10 hours)"}[what]  # fmt: skip
+    rows = []
+
+    def extra(d: dict[str, Any] | None) -> dict[str, str]:
+        if what == "genre":
+            return {"dispersion (mean std of shares)": _fmt(d)}  # type: ignore[arg-type]
+        d = d or {}
+        return {"n": _fmt(d.get("n"), "d"), "mean": _fmt(d.get("mean"), ".1f"),
+                "median": _fmt(d.get("median"), ".1f"), "CV": _fmt(d.get("cv"), ".2f")}  # fmt: skip
+
+    ref = sec["dispersion"]["real"] if what == "genre" else sec["real"]
+    rows.append({"sample": "real MovieLens users (reference)", label: "–", **extra(ref)})
+    for name, dist in sec["distance"].items():
+        d = sec["dispersion"][name] if what == "genre" else sec["sim"][name]
+        rows.append({"sample": f"simulated lives, policy {name}", label: _fmt(dist), **extra(d)})
+    for name, dist in sec["baselines"].items():
+        d = sec["dispersion"].get(name) if what == "genre" else None
+        rows.append({"sample": f"baseline: {name}", label: _fmt(dist), **extra(d)})
+    return rows
+
+
+RANKING_TEXT = [
+    "World: MovieLens-v0's world config with its MovieLens data replaced by the card's "
+    "training view (users, weights, popularity, quality and SVD factors from the train split "
+    "only), new users drawn from the scored users only. As shipped, the task fits its users "
+    "on every rating, test split included.",
+    "Simulated ranking: every policy runs the same lives (same world seeds: common random "
+    "numbers); mean return per life and return rate (returns / session ends), pooled.",
+    "Offline ranking (slate replay): per scored user, lists of 20 films (the world's "
+    "candidate count): 5 held-out (valid ∪ test) films and 15 never-rated ones, uniform or "
+    "popularity-matched (the card's 1:3 lists, more seeds); the observation is the world's, "
+    "built from the user's train ratings in time order; each policy picks 3 films with its "
+    "own act. Precision@3 and NDCG@3 per user.",
+    "Agreement: Spearman and Kendall (tau-b) between the two rankings, 95 % percentile "
+    "bootstrap CIs (lives and scored users resampled independently, both rankings "
+    "recomputed per resample); the exact permutation p-value of the point Spearman.",
+    "Item-kNN and MF are fitted on the train split's liked ratings only; no policy reads "
+    "the held-out split.",
+]
+
+
+def ranking_markdown(results: dict[str, Any]) -> list[str]:
+    r = results.get("ranking")
+    if not r:
+        return []
+    lv = r["lives"]
+    lines = [
+        "## Policy-ranking agreement", "",
+        f"{lv['total']} simulated lives ({len(lv['seeds'])} world seeds x {lv['per_seed']}; "
+        f"{lv['distinct_users']} distinct scored users) per policy; {r['offline_users']} "
+        f"scored users x {r['offline_lists_per_user']} lists offline.", "",
+        *[f"- {t}" for t in RANKING_TEXT], "",
+        *markdown_table(ranking_rows(results)), "",
+        *markdown_table(agreement_rows(results)), "",
+        r["simuser"]["note"], "",
+        "Which policies an offline metric ranks fairly:", "",
+        *[f"- {p}: {r['fair'][p]}" for p in r["policies"] if p in r["fair"]], "",
+    ]  # fmt: skip
+    if r.get("linucb_warm_start"):
+        w = r["linucb_warm_start"]
+        lines += [f"LinUCB warm start: {w['slots']} shown films of {w['lists']} calibration "
+                  "lists.", ""]  # fmt: skip
+    return lines
+
+
+BEHAVIOUR_NOTES = {
+    "activity": "Ratings per real user (every rating of the scored users) vs clicks per "
+    "simulated life. The units differ (months of ratings vs one life of at most 5 sessions), "
+    "so each sample is divided by its own mean: the distance compares shapes, not levels.",
+    "genre": "Per user (life), the share of each genre in what it rated (clicked), a film's "
+    "genres weighted equally. Shuffled users: the real log with films permuted among the "
+    "users (each keeps its count): the overall mix without personal taste. Lives without a "
+    "click are left out.",
+    "gaps": "Real: {rule}; gaps between sessions. Simulated: the gap before each return to a "
+    "new session. Both in hours, but a MovieLens session is a sitting of rating films on the "
+    "website, not of watching them: the shapes are comparable, the meaning only loosely.",
+}
+
+
+def behaviour_markdown(results: dict[str, Any]) -> list[str]:
+    b = results.get("behaviour")
+    if not b:
+        return []
+    lines = ["## Behaviour statistics against MovieLens", "",
+             f"{b['users']} scored users; the simulated lives of the ranking section "
+             "(the same users, one sample per policy). Distances are Wasserstein "
+             "(scipy.stats.wasserstein_distance); the baselines show what small and large "
+             "mean.", ""]  # fmt: skip
+    titles = {"activity": "Activity", "genre": "Genre mix", "gaps": "Return gaps"}
+    for what, title in titles.items():
+        note = BEHAVIOUR_NOTES[what].format(rule=b["gaps"]["rule"])
+        lines += [f"### {title}", "", note, "", *markdown_table(behaviour_rows(results, what)),
+                  ""]  # fmt: skip
+    rs = b["gaps"]["real_sessions_per_user"]
+    lines += [f"Real sessions per scored user: median {rs['median']:.0f}, mean "
+              f"{rs['mean']:.1f}; the world ends a life after at most 5 sessions, so session "
+              "counts are not compared.", ""]  # fmt: skip
+    return lines
+
+
 PROTOCOL_TEXT = [
     "Users with at least 20 ratings above 3; each user's ratings (every star level) shuffled "
     "and split 40/30/30 into train/valid/test (seeded); valid and test keep only films that "
@@ -606,6 +856,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         + ".",
         "",
     ]
+    lines += ranking_markdown(results) + behaviour_markdown(results)
     return "\n".join(lines)
 
 
@@ -699,7 +950,26 @@ def render_html(results: dict[str, Any]) -> str:
     for kind in results["discrimination"]:
         parts += [f"<h2>Every ratio, {html.escape(kind)} negatives</h2>",
                   _html_table(ratio_rows(results, kind))]  # fmt: skip
-    parts += ["<h2>Rating prediction</h2>", _html_table(rating_rows(results)), "</body></html>"]
+    parts += ["<h2>Rating prediction</h2>", _html_table(rating_rows(results))]
+    r = results.get("ranking")
+    if r:
+        parts += ["<h2>Policy-ranking agreement</h2><ul>"]
+        parts += [f"<li>{html.escape(t)}</li>" for t in RANKING_TEXT]
+        parts += ["</ul>", _html_table(ranking_rows(results)),
+                  _html_table(agreement_rows(results)),
+                  f"<p>{html.escape(r['simuser']['note'])}</p><ul>"]  # fmt: skip
+        parts += [f"<li>{html.escape(p)}: {html.escape(r['fair'][p])}</li>"
+                  for p in r["policies"] if p in r["fair"]]  # fmt: skip
+        parts.append("</ul>")
+    b = results.get("behaviour")
+    if b:
+        parts.append("<h2>Behaviour statistics against MovieLens</h2>")
+        for what, title in (("activity", "Activity"), ("genre", "Genre mix"),
+                            ("gaps", "Return gaps")):  # fmt: skip
+            note = BEHAVIOUR_NOTES[what].format(rule=b["gaps"]["rule"])
+            parts += [f"<h3>{title}</h3><p>{html.escape(note)}</p>",
+                      _html_table(behaviour_rows(results, what))]  # fmt: skip
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 

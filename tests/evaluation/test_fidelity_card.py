@@ -236,3 +236,40 @@ def test_quick_cli_run(tmp_path):
     assert "MovieLens-100k" in md and "Quick profile" in md and "AlignUSER+" in md
     if importlib.util.find_spec("matplotlib") is not None:
         assert "<img" in (out / "fidelity_card.html").read_text()
+    # the policy-ranking section: six policies on both sides, correlations with CIs
+    ranking = results["ranking"]
+    policies = ["random", "popular", "knn", "mf", "linucb", "genre-match"]
+    assert ranking["policies"] == policies and "ppo" not in ranking["per_policy"]
+    assert ranking["lives"]["total"] == 64 and ranking["offline_users"] == 120
+    primary = ranking["agreement"][ranking["primary"]]
+    for m in ("spearman", "kendall"):
+        assert -1.0 <= primary[m]["lo"] <= primary[m]["mean"] <= primary[m]["hi"] <= 1.0
+    assert sorted(primary["sim_rank"]) == sorted(primary["offline_rank"]) == [1, 2, 3, 4, 5, 6]
+    assert ranking["simuser"]["spearman"] == 0.72 and ranking["linucb_warm_start"]["slots"] > 0
+    per = ranking["per_policy"]
+    # the offline replay: random picks 3 of 20 with 5 held out: precision about 0.25
+    assert abs(per["random"]["precision@3 uniform"]["mean"] - 0.25) < 0.1
+    assert (
+        per["popular"]["precision@3 uniform"]["mean"] > per["random"]["precision@3 uniform"]["mean"]
+    )
+    assert per["popular"]["mean_return"]["mean"] > per["random"]["mean_return"]["mean"]
+    # behaviour statistics: every policy and every baseline has a distance
+    beh = results["behaviour"]
+    for what in ("activity", "genre", "gaps"):
+        assert set(beh[what]["distance"]) == set(policies), what
+        assert all(v >= 0 for v in beh[what]["baselines"].values()), what
+    assert "1 h" in beh["gaps"]["rule"]
+    for heading in ("## Policy-ranking agreement", "## Behaviour statistics", "### Genre mix",
+                    "SimUSER", "shuffled users"):  # fmt: skip
+        assert heading in md, heading
+    page = (out / "fidelity_card.html").read_text()
+    assert "Policy-ranking agreement" in page and "Return gaps" in page
+
+
+def test_cli_missing_ppo_checkpoint_is_a_usage_error(tmp_path, capsys):
+    from recoworld.cli import main
+
+    code = main(["fidelity", "card", "--quick", "--ppo", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "card")])  # fmt: skip
+    assert code == 2 and "nope" in capsys.readouterr().err
+    assert not (tmp_path / "card" / "fidelity_card.json").exists()
