@@ -12,6 +12,9 @@ Per world and seed, each learner trains on ``--steps`` env steps (user-steps) fr
 - ``sb3_ppo``: ``stable_baselines3.PPO("MultiInputPolicy", make_vec_env(id, n_envs=8))``
   with SB3's default hyper-parameters (n_steps 2048, batch 64, 10 epochs, lr 3e-4,
   gamma 0.99, GAE 0.95, clip 0.2), deterministic actions at evaluation;
+- ``sb3_slate``: the same SB3 PPO (same defaults, same envs) with RecoWorld's SB3 policy
+  class, ``PPO(SlatePolicy, env)`` (``recoworld.rl.sb3``: one scorer shared by every
+  candidate, Plackett-Luce slates of distinct candidates, a context critic);
 - ``rllib_ppo``: ``recoworld train --algo ppo`` (the slate RLModule, Plackett-Luce slates),
   64 users per vector env, train batch 2048, the project's PPO settings.
 
@@ -25,7 +28,7 @@ real raters: ``experiments/configs/ppo_movielens.yaml``'s world).
 
     python benchmarks/sb3_learning.py [--worlds synthetic movielens] [--seeds 0 1 2]
         [--steps 50000] [--eval-episodes 200] [--json out.json] [--quick]
-        [--sb3-kwargs '{"n_steps": 256, "batch_size": 256}']
+        [--sb3-kwargs '{"n_steps": 256, "batch_size": 256}'] [--learners sb3_ppo sb3_slate]
 
 ``--quick`` (CI): one small synthetic world, one seed, 1,024 steps per learner, 16 lives.
 """
@@ -46,7 +49,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "recoworld/RecoWorld-v0"
-POLICIES = ("random", "popular", "sb3_ppo", "rllib_ppo")
+LEARNERS = ("sb3_ppo", "sb3_slate", "rllib_ppo")
+POLICIES = ("random", "popular", *LEARNERS)
 
 
 def world_config(name: str, quick: bool) -> dict[str, Any]:
@@ -82,19 +86,25 @@ class SB3Recommender:
         return np.asarray(action, dtype=np.int64)
 
 
-def train_sb3(world: dict[str, Any], seed: int, steps: int, **ppo_kwargs: Any) -> Any:
+def train_sb3(
+    world: dict[str, Any], seed: int, steps: int, name: str = "sb3_ppo", **ppo_kwargs: Any
+) -> Any:
+    """SB3 PPO with ``MultiInputPolicy`` (``sb3_ppo``) or RecoWorld's ``SlatePolicy``
+    (``sb3_slate``) on ``make_vec_env(id, n_envs=8)``."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
     import recoworld  # noqa: F401  (registers the env id)
+    from recoworld.rl.sb3 import SlatePolicy
 
     torch.set_num_threads(1)
     env = make_vec_env(ENV_ID, n_envs=8, seed=seed, env_kwargs={"config": world})
-    model = PPO("MultiInputPolicy", env, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
+    policy: Any = SlatePolicy if name == "sb3_slate" else "MultiInputPolicy"
+    model = PPO(policy, env, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
     model.learn(total_timesteps=steps)
     env.close()
-    return SB3Recommender(model, "features")
+    return SB3Recommender(model, "features", name)
 
 
 def train_rllib(world: dict[str, Any], seed: int, steps: int, out: Path) -> Any:
@@ -156,6 +166,7 @@ def main() -> None:
         default="{}",
         help="JSON of PPO keyword arguments overriding SB3's defaults, e.g. '{\"n_steps\": 256}'",
     )
+    parser.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=LEARNERS)
     args = parser.parse_args()
     if args.quick:
         args.worlds, args.seeds, args.steps, args.eval_episodes = ["synthetic"], [0], 1024, 16
@@ -168,20 +179,23 @@ def main() -> None:
                                "sb3_kwargs": json.loads(args.sb3_kwargs)}  # fmt: skip
     for wname in args.worlds:
         world = world_config(wname, args.quick)
-        lives: dict[str, list[float]] = {p: [] for p in POLICIES}
-        timing: dict[str, float] = {"sb3_ppo": 0.0, "rllib_ppo": 0.0}
+        policies = ["random", "popular", *args.learners]
+        lives: dict[str, list[float]] = {p: [] for p in policies}
+        timing: dict[str, float] = dict.fromkeys(args.learners, 0.0)
         for seed in args.seeds:
             eval_seed = 10_000 + seed
-            t0 = time.perf_counter()
-            sb3 = train_sb3(world, seed, args.steps, **json.loads(args.sb3_kwargs))
-            timing["sb3_ppo"] += time.perf_counter() - t0
             with tempfile.TemporaryDirectory() as tmp:
-                t0 = time.perf_counter()
-                rllib = train_rllib(world, seed, args.steps, Path(tmp) / "ppo")
-                timing["rllib_ppo"] += time.perf_counter() - t0
-                for name, pol in (("random", "random"), ("popular", "popular"),
-                                  ("sb3_ppo", sb3), ("rllib_ppo", rllib)):  # fmt: skip
-                    summary = evaluate(world, pol, args.eval_episodes, eval_seed)
+                trained: dict[str, Any] = {"random": "random", "popular": "popular"}
+                for name in args.learners:
+                    t0 = time.perf_counter()
+                    if name == "rllib_ppo":
+                        trained[name] = train_rllib(world, seed, args.steps, Path(tmp) / "ppo")
+                    else:
+                        trained[name] = train_sb3(world, seed, args.steps, name,
+                                                  **json.loads(args.sb3_kwargs))  # fmt: skip
+                    timing[name] += time.perf_counter() - t0
+                for name in policies:
+                    summary = evaluate(world, trained[name], args.eval_episodes, eval_seed)
                     lives[name] += summary["episode_returns"]
                     print(f"[{wname} seed {seed}] {name:10s} mean return "
                           f"{summary['mean_return']:8.2f}  return rate "
@@ -189,10 +203,10 @@ def main() -> None:
         arr = {p: np.asarray(v) for p, v in lives.items()}
         rows: dict[str, Any] = {}
         gap = arr["popular"].mean() - arr["random"].mean()
-        for p in POLICIES:
+        for p in policies:
             ci = bootstrap_ci(arr[p])
             row: dict[str, Any] = {"mean_return": ci["mean"], "ci": [ci["lo"], ci["hi"]]}
-            if p in ("sb3_ppo", "rllib_ppo"):
+            if p in args.learners:
                 row["minus_random"] = paired(arr[p], arr["random"])
                 row["minus_popular"] = paired(arr[p], arr["popular"])
                 # only meaningful where popular beats random (the MovieLens world)

@@ -87,7 +87,7 @@ def test_relative_features_linear_path_and_value_scale(venv):
     slate, values predicted in units of ``value_scale``."""
     space, act = venv.single_observation_space, venv.single_action_space
     plain = SlateScoringModule(observation_space=space, action_space=act, model_config={})
-    assert plain.linear is None and not plain.relative and plain.value_scale == 1.0
+    assert plain.linear is None and not plain.inputs.relative and plain.value_scale == 1.0
     cfg = {"relative_features": True, "linear_path": True, "value_scale": 10.0}
     mod = SlateScoringModule(observation_space=space, action_space=act, model_config=cfg)
     assert torch.count_nonzero(mod.linear.weight) == 0

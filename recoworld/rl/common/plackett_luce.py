@@ -1,17 +1,9 @@
-"""The Plackett-Luce slate distribution: k distinct items out of M, ordered, from M scores.
+"""The Plackett-Luce slate distribution for RLlib: k distinct items out of M, ordered, from M
+scores.
 
-A slate (a_1, ..., a_k) is drawn by picking a_1 with probability softmax(s)[a_1], then a_2
-among the remaining items, and so on:
-
-    log p(a) = sum_j [ s_{a_j} - logsumexp_{i not in {a_1..a_{j-1}}} s_i ]
-
-Sampling uses the Gumbel-top-k trick (the k largest of s_i + Gumbel noise, in order), which
-draws exactly this distribution and never repeats an item; ``logp`` is exact. The entropy
-of a Plackett-Luce slate has no closed form: ``entropy`` returns the sum over positions of
-the categorical entropy of each choice along the greedy (deterministic) order, a smooth
-proxy that equals the exact entropy for k = 1 and is what PPO's entropy bonus uses here;
-``kl`` is the matching sum of per-position categorical KLs along the same order (RLlib's
-PPO only needs it when ``use_kl_loss`` is on).
+The math (Gumbel-top-k sampling, the exact log-probability, the entropy proxy and the KL
+along the greedy order) lives in ``recoworld.rl.common.plackett_luce_ops``, shared with the
+Stable-Baselines3 distribution; this module wraps it in RLlib's ``Distribution`` API.
 
 RLlib's multi-discrete default repeats items (docs/platform.md#rllib-notes measured a greedy slate
 ``[15 15 13]``); this class is what the slate RLModule declares as its action distribution.
@@ -26,7 +18,7 @@ import gymnasium as gym
 import torch
 from ray.rllib.core.distribution.distribution import Distribution
 
-NEG_INF = -1e9
+from recoworld.rl.common import plackett_luce_ops as ops
 
 
 class PlackettLuce(Distribution):
@@ -45,56 +37,26 @@ class PlackettLuce(Distribution):
     def sample(self, *, sample_shape: Any = None) -> torch.Tensor:
         if sample_shape:
             raise NotImplementedError("PlackettLuce.sample supports one draw per row")
-        u = torch.rand_like(self.logits).clamp_(1e-10, 1.0 - 1e-7)
-        gumbel = -torch.log(-torch.log(u))
-        return torch.topk(self.logits.detach() + gumbel, self.k, dim=-1).indices
+        return ops.sample(self.logits, self.k)
 
     def rsample(self, *, sample_shape: Any = None) -> torch.Tensor:
         raise NotImplementedError("a discrete slate has no reparameterised sample")
 
     def greedy(self) -> torch.Tensor:
         """The k highest-scoring items, best first (the mode of the distribution)."""
-        return torch.topk(self.logits, self.k, dim=-1).indices
+        return ops.greedy(self.logits, self.k)
 
     # ------------------------------------------------------------------ densities
-    def _masked_logits(self, order: torch.Tensor) -> list[torch.Tensor]:
-        """Per position j: the logits with the items chosen before j masked out."""
-        out = []
-        masked = self.logits
-        for j in range(self.k):
-            out.append(masked)
-            if j + 1 < self.k:
-                masked = masked.scatter(-1, order[..., j : j + 1], NEG_INF)
-        return out
-
     def logp(self, value: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        value = value.long()
-        total = torch.zeros(self.logits.shape[:-1], dtype=self.logits.dtype,
-                            device=self.logits.device)  # fmt: skip
-        for j, masked in enumerate(self._masked_logits(value)):
-            chosen = masked.gather(-1, value[..., j : j + 1]).squeeze(-1)
-            total = total + chosen - torch.logsumexp(masked, dim=-1)
-        return total
+        return ops.log_prob(self.logits, value, self.k)
 
     def entropy(self, **kwargs: Any) -> torch.Tensor:
-        total = torch.zeros(self.logits.shape[:-1], dtype=self.logits.dtype,
-                            device=self.logits.device)  # fmt: skip
-        for masked in self._masked_logits(self.greedy()):
-            logp = torch.log_softmax(masked, dim=-1)
-            total = total - (logp.exp() * logp).sum(-1)
-        return total
+        return ops.entropy(self.logits, self.k)
 
     def kl(self, other: Distribution, **kwargs: Any) -> torch.Tensor:
         if not isinstance(other, PlackettLuce):
             raise TypeError(f"KL between PlackettLuce and {type(other).__name__}")
-        order = self.greedy()
-        total = torch.zeros(self.logits.shape[:-1], dtype=self.logits.dtype,
-                            device=self.logits.device)  # fmt: skip
-        mine, theirs = self._masked_logits(order), other._masked_logits(order)
-        for a, b in zip(mine, theirs, strict=True):
-            pa, pb = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
-            total = total + (pa.exp() * (pa - pb)).sum(-1)
-        return total
+        return ops.kl(self.logits, other.logits, self.k)
 
     # ------------------------------------------------------------------ RLlib API
     @staticmethod

@@ -44,7 +44,6 @@ return of a constant unit reward), so its output layer need not grow to returns 
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import gymnasium as gym
@@ -55,18 +54,7 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
 from recoworld.rl.common.plackett_luce import PlackettLuce, plackett_luce
-
-CONTEXT_KEYS = ("user", "history", "instruction")
-OPTIONAL_CONTEXT_KEYS = ("counters", "novelty", "goal")
-PER_CANDIDATE_KEYS = ("candidate_novelty",)
-
-
-def _mlp(sizes: list[int], out: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in itertools.pairwise(sizes):
-        layers += [nn.Linear(a, b), nn.Tanh()]
-    layers.append(nn.Linear(sizes[-1], out))
-    return nn.Sequential(*layers)
+from recoworld.rl.common.slate_inputs import SlateInputs, candidate_scores, mlp
 
 
 class SlateScoringModule(TorchRLModule, ValueFunctionAPI):
@@ -74,66 +62,31 @@ class SlateScoringModule(TorchRLModule, ValueFunctionAPI):
 
     def setup(self) -> None:
         obs = self.observation_space
-        if not isinstance(obs, gym.spaces.Dict) or "candidates" not in obs.spaces:
-            raise ValueError(
-                "SlateScoringModule needs the RecoWorld observation dict (with 'candidates')"
-            )
         act = self.action_space
         if not isinstance(act, gym.spaces.MultiDiscrete):
             raise ValueError(f"SlateScoringModule needs a MultiDiscrete slate space, got {act}")
         cfg = self.model_config or {}
         self.slate_size = int(cfg.get("slate_size", len(act.nvec)))
-        d = obs["candidates"].shape[-1]
-        self.n_topics = obs["instruction"].shape[0] - 1
-        # membership of the keys (``k in space`` would test whether k is a sample of it)
-        self.context_keys = CONTEXT_KEYS + tuple(
-            k for k in OPTIONAL_CONTEXT_KEYS if k in obs.spaces
-        )
-        self.candidate_keys = tuple(k for k in PER_CANDIDATE_KEYS if k in obs.spaces)
-        ctx = sum(int(obs[key].shape[0]) for key in self.context_keys)
-        item_in = ctx + d + len(self.candidate_keys) + 2 * self.n_topics
-        self.relative = bool(cfg.get("relative_features", False))
-        if self.relative:  # each feature relative to the slate's mean
-            item_in += d + len(self.candidate_keys)
-        self.scorer = _mlp([item_in, *cfg.get("hidden", [128, 128])], 1)
+        self.inputs = SlateInputs.from_space(obs, bool(cfg.get("relative_features", False)))
+        self.scorer = mlp([self.inputs.scorer_dim, *cfg.get("hidden", [128, 128])], 1)
         # linear path on the candidate's own features: "rank by feature j" is one weight
         # (not on the relative ones: a per-row shift leaves the Plackett-Luce slate unchanged)
-        self.linear = (nn.Linear(d + len(self.candidate_keys) + 2 * self.n_topics, 1, bias=False)
+        self.linear = (nn.Linear(self.inputs.item_dim, 1, bias=False)
                        if cfg.get("linear_path", False) else None)  # fmt: skip
         if self.linear is not None:
             nn.init.zeros_(self.linear.weight)
         self.value_scale = float(cfg.get("value_scale", 1.0))
         if not self.inference_only:
-            self.value = _mlp([ctx, *cfg.get("value_hidden", [128, 128])], 1)
+            self.value = mlp([self.inputs.context_dim, *cfg.get("value_hidden", [128, 128])], 1)
         self.action_dist_cls = plackett_luce(self.slate_size)
 
     # ------------------------------------------------------------------ features
     def _context(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [torch.log1p(obs[k].float()) if k == "counters" else obs[k].float()
-                 for k in self.context_keys]  # fmt: skip
-        return torch.cat(parts, dim=-1)
+        return self.inputs.context(obs)
 
     def scores(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, M] candidate scores (the Plackett-Luce logits)."""
-        cands = obs["candidates"].float()
-        if self.candidate_keys:
-            cands = torch.cat(
-                [cands, *(obs[k].float()[..., None] for k in self.candidate_keys)], -1
-            )
-        ctx = self._context(obs)
-        t = self.n_topics
-        topics = cands[..., :t]
-        wanted = topics * obs["instruction"][..., None, :t].float()
-        habit = topics * obs["history"][..., None, :t].float()
-        m = cands.shape[-2]
-        item = torch.cat([cands, wanted, habit], dim=-1)
-        parts = [ctx[..., None, :].expand(*ctx.shape[:-1], m, ctx.shape[-1]), item]
-        if self.relative:
-            parts.append(cands - cands.mean(dim=-2, keepdim=True))
-        s = self.scorer(torch.cat(parts, dim=-1)).squeeze(-1)
-        if self.linear is not None:
-            s = s + self.linear(item).squeeze(-1)
-        return s
+        return candidate_scores(self.inputs, self.scorer, self.linear, obs)
 
     # ------------------------------------------------------------------ RLModule
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

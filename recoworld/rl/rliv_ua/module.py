@@ -45,7 +45,8 @@ from ray.rllib.core.columns import Columns
 from torch import nn
 from torch.nn import functional as F
 
-from recoworld.rl.common.slate_module import SlateScoringModule, _mlp
+from recoworld.rl.common.slate_inputs import mlp
+from recoworld.rl.common.slate_module import SlateScoringModule
 from recoworld.rl.rliv_ua.scri import SIGNALS, pair_columns
 
 
@@ -84,7 +85,7 @@ class RLIVUAModule(SlateScoringModule):
         self.encoder = nn.Sequential(*layers)
         h = hidden[-1]
         extra = 1 if self.conditioning else 0
-        self.heads = nn.ModuleList([_mlp([h + (extra if i else 0), h // 2], 1)
+        self.heads = nn.ModuleList([mlp([h + (extra if i else 0), h // 2], 1)
                                     for i in range(len(SIGNALS))])  # fmt: skip
         self.aux = nn.Linear(h, len(SIGNALS))
 
