@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arrival-rate", type=float, help="new users per step (default 0.5)")
     parser.add_argument("--max-cycles", type=int, help="steps per RLlib episode (default 200)")
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--train-batch-size", type=int, default=2048, help="env steps/iter")
+    parser.add_argument(
+        "--train-batch-size", type=int, default=2048, help="user (agent) steps per iteration"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/population_ppo"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

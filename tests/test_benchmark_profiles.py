@@ -25,8 +25,8 @@ def test_sb3_learning_quick_profile(tmp_path: Path) -> None:
     import json
 
     rows = json.loads(out.read_text())["worlds"]["synthetic"]
-    assert set(rows) == {"random", "popular", "sb3_ppo", "rllib_ppo"}
-    for name in ("sb3_ppo", "rllib_ppo"):
+    assert set(rows) == {"random", "popular", "sb3_ppo", "sb3_slate", "rllib_ppo"}
+    for name in ("sb3_ppo", "sb3_slate", "rllib_ppo"):
         lo, hi = rows[name]["ci"]
         assert lo <= rows[name]["mean_return"] <= hi
         assert len(rows[name]["minus_random"]) == 3
@@ -35,7 +35,7 @@ def test_sb3_learning_quick_profile(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_task_suite_benchmark_quick_profile(tmp_path: Path) -> None:
-    """`recoworld benchmark --quick`: every gym task, every algorithm the task lists, one
+    """`recoworld benchmark --quick`: every task, every algorithm the task lists, one
     training seed of 256 env steps, 16 lives on one evaluation seed (docs/benchmark.md)."""
     import json
     import time
@@ -50,10 +50,10 @@ def test_task_suite_benchmark_quick_profile(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads((out / "benchmark.json").read_text())
-    from recoworld.evaluation.benchmark import gym_task_keys
+    from recoworld.evaluation.benchmark import task_keys
     from recoworld.tasks import load_task
 
-    assert list(results["tasks"]) == gym_task_keys()
+    assert list(results["tasks"]) == task_keys()
     for key, task in results["tasks"].items():
         learners = {n for n, p in task["policies"].items() if p["kind"] == "learner"}
         assert learners == set(load_task(key).algorithms), key

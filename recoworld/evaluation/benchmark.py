@@ -94,9 +94,29 @@ users per batch), the task's first evaluation seed only, 16 user lives over 16 u
 task and every algorithm the task lists (each run trains for about a second)."""
 
 
-def gym_task_keys() -> list[str]:
-    """The keys of every Gymnasium task shipped with the package (the benchmark's default)."""
-    return [t.key for t in all_tasks() if t.kind == "gym"]
+def task_keys() -> list[str]:
+    """The keys of every task shipped with the package, the population included (the
+    benchmark's default)."""
+    return [t.key for t in all_tasks()]
+
+
+POPULATION_ALGOS = ("ppo",)
+"""What a population (PettingZoo) task trains: multi-agent PPO with one policy shared by
+every user (``recoworld.rl.population``)."""
+
+
+def check_task_algos(task: TaskSpec, algos: list[str]) -> None:
+    """``ConfigError`` when ``task`` cannot train one of ``algos`` (a population task trains
+    ``POPULATION_ALGOS`` only)."""
+    if task.kind != "pettingzoo":
+        return
+    bad = [a for a in algos if a not in POPULATION_ALGOS]
+    if bad:
+        raise ConfigError(
+            f"task {task.key} is a population (PettingZoo) task: it trains "
+            f"{', '.join(POPULATION_ALGOS)} (one policy shared by every user), not {bad[0]!r}",
+            hint="pass --tasks without it, or --algos ppo",
+        )
 
 
 def resolve_task(name: str) -> TaskSpec:
@@ -151,9 +171,9 @@ class BenchmarkConfig(StrictModel):
     the task's own values (or, with ``quick``, the quick profile's: ``QUICK``)."""
 
     tasks: list[str] = Field(
-        default_factory=gym_task_keys,
+        default_factory=task_keys,
         min_length=1,
-        description="Task keys (MovieLens-v0), ids or bare names; default: every gym task.",
+        description="Task keys (MovieLens-v0), ids or bare names; default: every task.",
     )
     algos: list[str] | None = Field(
         None,
@@ -185,16 +205,7 @@ class BenchmarkConfig(StrictModel):
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
-        keys = []
-        for name in tasks:
-            task = resolve_task(name)
-            if task.kind != "gym":
-                raise ValueError(
-                    f"task {task.key!r} is a PettingZoo population task; the benchmark runs "
-                    f"the gym tasks: {', '.join(gym_task_keys())}"
-                )
-            keys.append(task.key)
-        return list(dict.fromkeys(keys))
+        return list(dict.fromkeys(resolve_task(name).key for name in tasks))
 
     @field_validator("algos")
     @classmethod
@@ -494,23 +505,46 @@ def evaluate_references(
 
 
 def train_run(task: TaskSpec, cfg: Any, train_dir: Path) -> dict[str, Any]:
-    """Train one run into ``train_dir`` (``recoworld.rl.trainer.train``, no progress bar of
-    its own); returns what the benchmark records of the training."""
-    from recoworld.rl.trainer import train
-
+    """Train one run into ``train_dir`` (no progress bar of its own): a gym task through
+    ``recoworld.rl.trainer.train``, a population task through
+    ``recoworld.rl.population.algorithm.train_population`` (multi-agent PPO, one shared
+    module, ``cfg``'s PPO and model settings); returns what the benchmark records of the
+    training (``env_steps``: user steps sampled, the budget's unit)."""
     start = time.time()
-    train(task.world_config(), cfg, train_dir, show_progress=False)
-    return {"seconds": time.time() - start, "env_steps": sampled_env_steps(train_dir)}
+    if task.kind == "pettingzoo":
+        from recoworld.core.manifest import write_manifest
+        from recoworld.rl.population.algorithm import train_population
+        from recoworld.tasks.population import population_config
+
+        pop = population_config(task)
+        train_dir.mkdir(parents=True, exist_ok=True)
+        write_manifest(train_dir, {"population": pop.model_dump(mode="json"),
+                                   "train": cfg.model_dump(mode="json")}, cfg.seed)  # fmt: skip
+        train_population(pop, cfg.iterations, train_dir, seed=cfg.seed, ppo=cfg.ppo,
+                         model=cfg.model, show_progress=False)  # fmt: skip
+        steps = sampled_env_steps(train_dir, "num_agent_steps_sampled_lifetime")
+    else:
+        from recoworld.rl.trainer import train
+
+        train(task.world_config(), cfg, train_dir, show_progress=False)
+        steps = sampled_env_steps(train_dir)
+    return {"seconds": time.time() - start, "env_steps": steps}
 
 
-def sampled_env_steps(train_dir: Path) -> int | None:
-    """The env steps a finished training run sampled (its last ``result.json`` line)."""
+def sampled_env_steps(
+    train_dir: Path, counter: str = "num_env_steps_sampled_lifetime"
+) -> int | None:
+    """The steps a finished training run sampled (``counter`` of its last ``result.json``
+    line; a per-agent counter, as a population run's ``num_agent_steps_sampled_lifetime``,
+    is summed: user steps)."""
     try:
         lines = (train_dir / "result.json").read_text().splitlines()
         runners = json.loads(lines[-1]).get("env_runners") or {}
-        steps = runners.get("num_env_steps_sampled_lifetime")
+        steps = runners.get(counter)
     except (OSError, IndexError, json.JSONDecodeError):
         return None
+    if isinstance(steps, dict):
+        steps = sum(v for v in steps.values() if isinstance(v, int | float) and math.isfinite(v))
     return None if steps is None else int(steps)
 
 
@@ -615,7 +649,9 @@ def run_benchmark(
     tasks = [load_task(key) for key in config.tasks]
     seeds = config.training_seeds()
     plan = [(t, a, s) for t in tasks for a in config.task_algos(t) for s in seeds]
-    for task, algo, seed in plan:  # fail on a bad `train` section before any run
+    for task in tasks:  # fail on an algorithm a task cannot train ...
+        check_task_algos(task, config.task_algos(task))
+    for task, algo, seed in plan:  # ... or a bad `train` section, before any run
         config.train_config(algo, seed, config.budget_for(task))
     results: dict[str, Any] = {"tasks": {}}
     with progress_bar(show_progress) as progress:

@@ -18,10 +18,10 @@ from recoworld.evaluation import benchmark, benchmark_report
 from recoworld.evaluation.benchmark import (
     BenchmarkConfig,
     aggregate_task,
-    gym_task_keys,
     iterations_for,
     run_benchmark,
     steps_per_iteration,
+    task_keys,
 )
 from recoworld.tasks import load_task
 
@@ -40,7 +40,7 @@ def ray_session():
 # ---------------------------------------------------------------------- config
 def test_config_defaults_and_names() -> None:
     cfg = BenchmarkConfig()
-    assert cfg.tasks == gym_task_keys() and "Population-v0" not in cfg.tasks
+    assert cfg.tasks == task_keys() and "Population-v0" in cfg.tasks
     assert cfg.training_seeds() == [0, 1, 2, 3, 4]
     cfg = BenchmarkConfig(tasks=["MovieLens", "recoworld/Creators-v0"], algos=["ppo"])
     assert cfg.tasks == ["MovieLens-v0", "Creators-v0"]
@@ -62,7 +62,6 @@ def test_config_defaults_and_names() -> None:
     [
         ({"tasks": ["Nope-v0"]}, "unknown task 'Nope-v0'; valid tasks: ColdStart-v0"),
         ({"algos": ["ppo", "dqn"]}, "unknown algorithm 'dqn'; valid algorithms: hrl, hrl_"),
-        ({"tasks": ["Population-v0"]}, "PettingZoo population task"),
         ({"train": {"iterations": 3}}, "set by the benchmark"),
         ({"budget": 0}, "greater than or equal to 1"),
     ],
@@ -329,3 +328,26 @@ def test_cli_train_overrides_are_json_with_a_clear_error(capsys) -> None:
     assert "--train: not JSON" in capsys.readouterr().err
     assert main(["benchmark", "--quick", "--train", '{"seed": 3}', "--out", "unused"]) == 2
     assert "['seed'] are set by the benchmark" in capsys.readouterr().err
+
+
+def test_population_task_trains_ppo_only(tmp_path) -> None:
+    config = BenchmarkConfig(tasks=["Population"], algos=["ppo", "slate_ts"], quick=True)
+    with pytest.raises(benchmark.ConfigError, match=r"population .*not 'slate_ts'"):
+        run_benchmark(config, tmp_path, show_progress=False)
+    assert not (tmp_path / "references").exists()  # refused before any run
+
+
+@pytest.mark.slow
+def test_quick_profile_trains_the_population(ray_session, tmp_path) -> None:
+    """Population-v0: multi-agent PPO (one shared module) trains on the budget in user
+    steps, and its module serves every user of the evaluation population."""
+    results = run_benchmark(BenchmarkConfig(tasks=["Population"], quick=True), tmp_path,
+                            show_progress=False)  # fmt: skip
+    task = results["tasks"]["Population-v0"]
+    ppo = task["policies"]["ppo"]
+    assert ppo["kind"] == "learner" and np.isfinite(ppo["metrics"]["mean_return"]["mean"])
+    training = ppo["training"]["0"]
+    assert training["iterations"] == 2 and training["env_steps"] >= 256  # user steps
+    manifest = tmp_path / "runs" / "Population-v0" / "ppo" / "seed_0" / "manifest.json"
+    assert json.loads(manifest.read_text())["config"]["population"]["n_users"] == 256
+    assert ppo["vs_popular"]["n"] == 16  # the quick profile's 16 users, paired by slot

@@ -83,16 +83,31 @@ def test_episode_ends_when_everyone_present_left():
 
 
 def test_env_runner_samples_population():
-    """RLlib's own MultiAgentEnvRunner (no Ray needed) steps the churning population: new
-    users need their spaces, and episode ends must agree with MultiAgentEpisode's."""
+    """RLlib's own MultiAgentEnvRunner (no Ray needed; here the population's subclass)
+    steps the churning population: new users need their spaces, episode ends must agree
+    with MultiAgentEpisode's, and steps are counted per user (agent steps)."""
     from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 
     config = build_population_ppo_config(PopulationConfig.model_validate(CHURN), TINY_PPO,
                                          TINY_MODEL, seed=0)  # fmt: skip
-    runner = MultiAgentEnvRunner(config=config)
+    assert config.count_steps_by == "agent_steps"
+    runner = config.env_runner_cls(config=config)
+    assert isinstance(runner, MultiAgentEnvRunner)
     try:
+        from ray.rllib.utils.metrics import NUM_AGENT_STEPS_SAMPLED
+
         episodes = runner.sample(num_timesteps=300, random_actions=False)
-        assert sum(len(e) for e in episodes) == 300
+        counted = sum(int(c) for c in runner.get_metrics()[NUM_AGENT_STEPS_SAMPLED].values())
+        # RLlib counts an agent step per observation (a user's last one and a newcomer's
+        # first one included); the last env step may add up to `capacity` of them
+        assert 300 <= counted < 300 + 12
+        acted = sum(e.agent_steps() for e in episodes)
+        assert sum(len(e) for e in episodes) < acted <= counted  # several users per env step
+        # users who left sampled nothing since: no NaN counter reaches PPO's sampling loop
+        for _ in range(3):
+            runner.sample(num_timesteps=100, random_actions=False)
+            counts = runner.get_metrics()[NUM_AGENT_STEPS_SAMPLED]
+            assert sum(int(c) for c in counts.values()) >= 100
         assert sum(e.is_done for e in episodes) >= 2
         agents = {a for e in episodes for a in e.agent_ids}
         assert len(agents) > 4  # users that joined acted too
@@ -116,7 +131,7 @@ def test_population_ppo_trains_shared_module(ray_session):
         after = algo.get_module(SHARED).state_dict()
         assert any(not torch.equal(before[k], after[k]) for k in before)
         summary = summarize_result(result)
-        assert summary["num_env_steps_sampled_lifetime"] >= 2 * 256
+        assert summary["num_agent_steps_sampled_lifetime"] >= 2 * 256  # user steps
         assert (
             summary["num_agent_steps_sampled_lifetime"] > summary["num_env_steps_sampled_lifetime"]
         )  # several users per env step
@@ -137,7 +152,7 @@ def test_train_population_checkpoint(ray_session, tmp_path, monkeypatch):
                             ppo=TINY_PPO, model=TINY_MODEL, show_progress=False,
                             on_iteration=seen.append)  # fmt: skip
     assert [s["iteration"] for s in seen] == [1]
-    assert last["num_env_steps_sampled_lifetime"] >= 256
+    assert last["num_agent_steps_sampled_lifetime"] >= 256
     ckpt = tmp_path / "out" / "checkpoint"
     assert last["checkpoint"] == str(ckpt) and (ckpt / MODULE_SUBDIR).is_dir()
     assert len((tmp_path / "out" / "result.json").read_text().splitlines()) == 1

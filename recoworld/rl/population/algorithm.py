@@ -98,6 +98,29 @@ class PopulationRLlibEnv(ParallelPettingZooEnv):
         return self.par_env.render()
 
 
+def population_env_runner_cls() -> type:
+    """RLlib's ``MultiAgentEnvRunner`` with one fix for users who come and go: counting steps
+    per agent (``count_steps_by="agent_steps"``), PPO's sampling loop adds up the env
+    runner's per-agent ``num_agent_steps_sampled`` counters with ``int()``, and in Ray 2.60
+    the counter of an agent that took no step since the last reduce (a user who left) is
+    NaN, so ``int()`` raises. ``get_metrics`` here drops those empty counters (the agent
+    sampled nothing; dropping it is exact)."""
+    from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+    from ray.rllib.utils.metrics import NUM_AGENT_STEPS_SAMPLED
+
+    class PopulationEnvRunner(MultiAgentEnvRunner):
+        def get_metrics(self) -> Any:
+            metrics = super().get_metrics()
+            per_agent = metrics.get(NUM_AGENT_STEPS_SAMPLED)
+            if isinstance(per_agent, dict):
+                metrics[NUM_AGENT_STEPS_SAMPLED] = {
+                    aid: stat for aid, stat in per_agent.items() if np.isfinite(float(stat))
+                }
+            return metrics
+
+    return PopulationEnvRunner
+
+
 def make_population_rllib_env(env_config: dict[str, Any] | None = None) -> PopulationRLlibEnv:
     """The population (``env_config``: a ``PopulationConfig`` mapping; RLlib passes an
     ``EnvContext``, a dict) as an RLlib ``MultiAgentEnv``."""
@@ -128,7 +151,11 @@ def build_population_ppo_config(
 
     The PPO settings and the module class/model config come from ``build_algorithm_config``
     (the single-agent config); the spaces are inferred by RLlib from the env's per-agent
-    spaces (all agents share RecoWorld-v0's)."""
+    spaces (all agents share RecoWorld-v0's). Steps are counted per agent
+    (``count_steps_by="agent_steps"``): ``ppo.train_batch_size`` is user steps per
+    iteration, the unit of single-user PPO (where an env step is one user's step), so a
+    population of 256 users samples about ``train_batch_size / 256`` population steps per
+    iteration and budgets compare across the single-user and population tasks."""
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -146,6 +173,7 @@ def build_population_ppo_config(
     return (
         single.environment(register_population_env(), env_config=pop_config.model_dump(mode="json"))
         .env_runners(
+            env_runner_cls=population_env_runner_cls(),
             num_env_runners=0,
             num_envs_per_env_runner=1,
             gym_env_vectorize_mode="sync",  # RLlib vectorizes MultiAgentEnvs only this way
@@ -154,6 +182,7 @@ def build_population_ppo_config(
             policies={SHARED},
             policy_mapping_fn=shared_policy,
             policies_to_train=[SHARED],
+            count_steps_by="agent_steps",  # train_batch_size counts user steps
         )
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED: module_spec}))
     )
