@@ -3,7 +3,7 @@
 Owns the PPO-vs-popular measurement on ``recoworld/MovieLens-v0``: for each training seed
 it trains RLlib PPO (``recoworld.rl.trainer.train`` with the default ``PPOSettings`` and
 ``ModelSettings``) for ``--budget`` env steps on the task's frozen world
-(``recoworld/tasks/data/MovieLens-v0.yaml``; the budget defaults to its ``budget_steps``),
+(``load_task("MovieLens-v0")``; the budget defaults to its ``budget_steps``),
 then runs the greedy policy (``algorithm_spec("ppo").from_checkpoint``) and most-popular on
 the same ``--lives`` user lives (evaluation seed 1000 + training seed, 64 user slots:
 common random numbers, so life i of PPO and life i of popular are the same user).
@@ -43,47 +43,28 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 from recoworld.core.atomic import atomic_write_json
-from recoworld.core.config import read_yaml_mapping
 from recoworld.core.stats import paired_bootstrap_ci, resample_indices
-from recoworld.envs.config import WorldConfig, read_world_mapping, resolve_world_config
-from recoworld.envs.observation import IDS_VIEW
-from recoworld.envs.vector_env import RecoWorldVectorEnv
+from recoworld.envs.config import WorldConfig
 from recoworld.policies.base import Recommender
-from recoworld.policies.baselines import make_baseline
-from recoworld.policies.rollout import step_policy
+from recoworld.tasks.check import evaluate_on_task
+from recoworld.tasks.spec import TaskSpec, load_task
 
-TASK = Path(__file__).resolve().parents[1] / "recoworld" / "tasks" / "data" / "MovieLens-v0.yaml"
+TASK = "MovieLens-v0"
 EVAL_SEED_OFFSET = 1000
 USERS = 64
 N_BOOT = 2000
 
 
-def lives(world: WorldConfig, policy: str | Recommender, n: int, seed: int) -> dict[str, Any]:
-    """Run ``policy`` (greedy) until the first ``n`` lives (by episode id) have ended, as
-    ``recoworld.policies.rollout.run_policy`` does; per life (episode-id order): return,
-    steps, session ends and returns to a next session."""
-    env = RecoWorldVectorEnv(num_envs=USERS, config=world, observation=IDS_VIEW)
-    try:
-        rec = make_baseline(policy, env.world, seed=seed) if isinstance(policy, str) else policy
-        obs, _ = env.reset(seed=seed)
-        acc = np.zeros((USERS, 4))  # return, steps, session ends, returns
-        done_lives: dict[int, np.ndarray] = {}
-        while len(done_lives) < n:
-            obs, reward, terminated, truncated, info = step_policy(env, rec, obs)
-            live = info["_click"] & (info["episode_id"] < n)
-            acc[:, 0] += np.where(live, reward, 0.0)
-            acc[:, 1] += live
-            acc[:, 2] += info["session_end"] & live
-            acc[:, 3] += info["returned"] & live
-            ended = terminated | truncated
-            for i in np.flatnonzero(ended & live):
-                done_lives[int(info["episode_id"][i])] = acc[i].copy()
-            acc[ended] = 0.0
-    finally:
-        env.close()
-    per_life = np.stack([done_lives[i] for i in sorted(done_lives)])
-    return {"return": per_life[:, 0], "steps": per_life[:, 1],
-            "session_ends": per_life[:, 2], "returns": per_life[:, 3]}  # fmt: skip
+def lives(task: TaskSpec, policy: str | Recommender, n: int, seed: int) -> dict[str, Any]:
+    """Run ``policy`` (greedy) on the first ``n`` lives (by episode id) of evaluation seed
+    ``seed`` with ``USERS`` user slots (``recoworld.tasks.check.evaluate_on_task``, i.e.
+    ``run_policy``); per life (episode-id order): return, steps, session ends and returns to
+    a next session."""
+    run = evaluate_on_task(task, {"policy": policy}, [seed], n, USERS)["policy"][0]
+    return {"return": np.asarray(run["episode_returns"]),
+            "steps": np.asarray(run["episode_steps"], dtype=np.float64),
+            "session_ends": np.asarray(run["episode_session_ends"], dtype=np.float64),
+            "returns": np.asarray(run["episode_returned"], dtype=np.float64)}  # fmt: skip
 
 
 def metrics(life: dict[str, np.ndarray]) -> dict[str, float]:
@@ -161,9 +142,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help='JSON overrides of the train: section, e.g. \'{"ppo": {"lambda_": 0.95}}\'',
     )
     args = ap.parse_args(argv)
-    task = read_yaml_mapping(TASK)
-    world = resolve_world_config(read_world_mapping(TASK))
-    budget = args.budget or int(task["task"]["budget_steps"])
+    task = load_task(TASK)
+    world = task.world_config()
+    budget = args.budget or task.budget_steps
     seeds, n_lives = args.seeds, args.lives
     if args.quick:
         budget, seeds, n_lives = min(budget, 1024), seeds[:1], min(n_lives, 16)
@@ -174,8 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed in seeds:
             rec, wall = train_one(world, seed, budget, args.quick, Path(tmp), overrides)
             eval_seed = EVAL_SEED_OFFSET + seed
-            ppo = lives(world, rec, n_lives, eval_seed)
-            pop = lives(world, "popular", n_lives, eval_seed)
+            ppo = lives(task, rec, n_lives, eval_seed)
+            pop = lives(task, "popular", n_lives, eval_seed)
             for name, life in (("ppo", ppo), ("popular", pop)):
                 for key, v in life.items():
                     pooled[name].setdefault(key, []).append(v)

@@ -269,3 +269,21 @@ def test_bad_inputs_give_clear_errors(small_config, ml_world, fitted):
         linucb.act(small_obs)
     with pytest.raises(ValueError, match="slate size 30 exceeds"):
         LinUCBRecommender(30, small.encoder.candidate_feature_names).act(small_obs)
+
+
+def test_run_policy_lists_per_life_counts_that_add_up_to_its_ratios(small_config):
+    """``episode_steps`` / ``episode_session_ends`` / ``episode_returned`` (one count per life,
+    episode-id order) sum to exactly the totals behind session depth and return rate, so a
+    paired bootstrap over lives can recompute both."""
+    from recoworld.policies.rollout import run_policy
+
+    sim = SimulateConfig(users=8, episodes=20, seed=4, log=False)
+    out = run_policy(small_config, "popular", sim, None)
+    steps = np.asarray(out["episode_steps"])
+    ends = np.asarray(out["episode_session_ends"])
+    back = np.asarray(out["episode_returned"])
+    assert len(steps) == len(ends) == len(back) == len(out["episode_returns"]) == 20
+    assert (ends >= 1).all() and (back <= ends).all()
+    assert steps.sum() == out["user_steps"]
+    assert out["session_depth"] == pytest.approx(steps.sum() / ends.sum())
+    assert out["return_rate"] == pytest.approx(back.sum() / ends.sum())

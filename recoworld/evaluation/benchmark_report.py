@@ -8,13 +8,12 @@ page says so and leaves them out.
 
 from __future__ import annotations
 
-import base64
 import importlib.util
-import io
 from pathlib import Path
 from typing import Any
 
 from recoworld.core.atomic import atomic_write_text
+from recoworld.evaluation.report.figures import png_base64
 from recoworld.evaluation.report.html import environment
 from recoworld.evaluation.report.index import TAB10, finite
 from recoworld.evaluation.report.tables import MISSING, format_value, interval, markdown_table
@@ -197,10 +196,7 @@ def normalized_figure(task: dict[str, Any]) -> str | None:
     ax.invert_yaxis()
     ax.set_xlabel("normalized score (0 = random, 100 = exploiting oracle)")
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_base64(fig, dpi=None)
 
 
 def write_summary_png(results: dict[str, Any], path: str | Path) -> Path | None:

@@ -51,15 +51,24 @@ def summarize(
     sessions: list[int],
     totals: dict,
     episode_ids: list[int] | None = None,
+    life_counts: dict[str, list[int]] | None = None,
 ) -> dict:
     """Per-policy summary statistics of completed episodes and all logged steps.
     ``episode_returns`` lists the lives' returns in episode-id order (with ``episode_ids``;
     else in the order given), so two policies run with the same seed pair up life by life
-    (common random numbers)."""
+    (common random numbers). ``life_counts`` (name -> one count per life, e.g. the session
+    ends and the returns to a next session of ``run_policy``) are listed the same way, as
+    ``episode_<name>``, so ratios such as the return rate can be bootstrapped over paired
+    lives."""
     steps = max(totals["steps"], 1)
     sess = np.asarray(sessions)
     order = np.argsort(episode_ids, kind="stable") if episode_ids is not None else None
-    by_id = [returns[i] for i in order] if order is not None else list(returns)
+
+    def by_id(values: list) -> list:
+        return [values[i] for i in order] if order is not None else list(values)
+
+    per_life = {f"episode_{name}": [int(v) for v in by_id(values)]
+                for name, values in (life_counts or {}).items()}  # fmt: skip
     return {
         "episodes": len(returns),
         "mean_return": float(np.mean(returns)) if returns else 0.0,
@@ -75,7 +84,8 @@ def summarize(
         "session_depth": totals["steps"] / max(totals["session_ends"], 1),
         "survival_by_session": [float((sess > s).mean()) for s in range(int(sess.max(initial=0)))],
         "user_steps": totals["steps"],
-        "episode_returns": [float(r) for r in by_id],
+        "episode_returns": [float(r) for r in by_id(returns)],
+        **per_life,
     }
 
 
@@ -84,6 +94,9 @@ TOTALS = {
     "instructions": "instructed", "returns": "returned", "session_ends": "session_end",
 }  # fmt: skip
 """Running totals of ``summarize`` -> the step-info key they sum."""
+LIFE_COUNTS = {"session_ends": "session_end", "returned": "returned"}
+"""Per-life counts ``run_policy`` reports (``episode_<name>``, beside ``episode_steps``) ->
+the step-info flag they count: the session ends and the returns to a next session."""
 
 
 def resolve_policy(
@@ -162,10 +175,12 @@ def _run_policy(
     b, wanted = sim.users, sim.episodes
     ep_return = np.zeros(b)
     ep_len = np.zeros(b, dtype=np.int64)
+    ep_counts = np.zeros((b, len(LIFE_COUNTS)), dtype=np.int64)
     returns: list[float] = []
     lengths: list[int] = []
     sessions: list[int] = []
     episode_ids: list[int] = []
+    counts: dict[str, list[int]] = {name: [] for name in ("steps", *LIFE_COUNTS)}
     totals = new_totals()
     for t in range(sim.max_steps):
         obs, reward, terminated, truncated, info = step_policy(env, rec, obs)
@@ -176,14 +191,20 @@ def _run_policy(
         add_step(totals, info, live)
         ep_return += np.where(live, reward, 0.0)
         ep_len += live
+        for j, key in enumerate(LIFE_COUNTS.values()):
+            ep_counts[:, j] += np.asarray(info[key]) & live
         done = (terminated | truncated) & live
         for i in np.flatnonzero(done):
             returns.append(float(ep_return[i]))
             lengths.append(int(ep_len[i]))
             sessions.append(int(info["session"][i]) + 1)
             episode_ids.append(int(info["episode_id"][i]))
+            counts["steps"].append(int(ep_len[i]))
+            for j, name in enumerate(LIFE_COUNTS):
+                counts[name].append(int(ep_counts[i, j]))
         ep_return[terminated | truncated] = 0.0
         ep_len[terminated | truncated] = 0
+        ep_counts[terminated | truncated] = 0
         if progress is not None:
             progress.update(task, completed=len(returns))
         if len(returns) >= wanted:
@@ -195,4 +216,4 @@ def _run_policy(
         )
     if isinstance(policy, str) and hasattr(rec, "close"):
         rec.close()  # e.g. an LLM re-ranker's own backend
-    return summarize(returns, lengths, sessions, totals, episode_ids)
+    return summarize(returns, lengths, sessions, totals, episode_ids, counts)

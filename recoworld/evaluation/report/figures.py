@@ -33,10 +33,12 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI)
 
 
-def _png_b64(fig: Figure) -> str:
+def png_base64(fig: Figure, dpi: float | None = DPI) -> str:
+    """``fig`` (laid out tight) as a base64-encoded PNG, to embed in HTML as a data URI
+    (``dpi`` None: the figure's own)."""
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=dpi if dpi is not None else "figure")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -285,7 +287,7 @@ def figures_png(idx: ResultsIndex) -> dict[str, str]:
             if fig is None:
                 continue
             try:
-                out[f"{kind}_{world}"] = _png_b64(fig)
+                out[f"{kind}_{world}"] = png_base64(fig)
             finally:
                 fig.clear()
     return out
