@@ -106,7 +106,19 @@ def test_module_scores_and_conditioning():
         scores = mod.scores(t_obs)
     assert q.shape == (4, 10, 3) and aux.shape == (4, 10, 3)
     expected = actor + 2.0 * (q[..., 0] + 0.5 * q[..., 2])  # follow weight 0
-    torch.testing.assert_close(scores, expected)
+    torch.testing.assert_close(scores, expected)  # no critic_norm key: raw (old checkpoints)
+    slate = RLIVUAModule(**spaces, model_config={"item_creator": creators, "critic_scale": 2.0,
+                                                 "head_weights": weights,
+                                                 "critic_norm": "slate"})  # fmt: skip
+    slate.load_state_dict(mod.state_dict())
+    with torch.no_grad():
+        tilt = slate.scores(t_obs) - actor  # 2 x the critic sum standardised per request
+    torch.testing.assert_close(tilt.mean(-1), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(tilt.std(-1), torch.full((4,), 2.0), atol=1e-4, rtol=0)
+    raw = q[..., 0] + 0.5 * q[..., 2]
+    assert torch.equal(tilt.argsort(-1), raw.argsort(-1))  # the critics' order is kept
+    with pytest.raises(ValueError, match="critic_norm"):
+        RLIVUAModule(**spaces, model_config={"item_creator": creators, "critic_norm": "z"})
     # progressive conditioning: the follow head reads Q_click, the gift head reads Q_follow
     assert mod.heads[1][0].in_features == mod.heads[0][0].in_features + 1
     flat = RLIVUAModule(**spaces, model_config={"item_creator": creators,

@@ -63,6 +63,7 @@ def build_rliv_ua_config(world: WorldConfig, cfg: TrainConfig) -> Any:
         "author_dim": s.author_dim,
         "head_weights": dict(s.head_weights),
         "critic_scale": s.critic_scale,
+        "critic_norm": s.critic_norm,
         "conditioning": s.conditioning,
     }
     connector = functools.partial(make_scri_connector, item_creator=creators, asa=s.asa)

@@ -26,6 +26,14 @@ class RLIVUASettings(StrictModel):
     critic_scale: float = Field(
         1.0, ge=0.0, description="beta: logits = actor + beta * sum_h w_h Q_h (0: plain PPO)."
     )
+    critic_norm: Literal["slate", "none"] = Field(
+        "slate",
+        description="'slate': sum_h w_h Q_h is standardised over each request's candidates "
+        "(zero mean, unit spread) before beta multiplies it, so beta is in logits per "
+        "standard deviation of the critics' ranking and the critics tilt the actor's slate "
+        "rather than replace it; 'none': the raw weighted Q (several logits once the "
+        "critics have learned; the default before 2026-12-06).",
+    )
     asa: bool = Field(
         True,
         description="Adjacent State Approximation: next pair state from the user's next "

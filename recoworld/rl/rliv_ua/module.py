@@ -17,9 +17,16 @@ user-author critics:
 
 Candidate scores (the Plackett-Luce logits of the slate; greedy top-k at inference):
 
-    s_i = actor_i + critic_scale * sum_h w_h Q_h(x_i)         (Q detached here)
+    s_i = actor_i + critic_scale * norm(sum_h w_h Q_h(x_i))         (Q detached here)
 
-so the slate policy softmax(actor + beta * Q) is the one that maximises beta * E[sum_h w_h
+where ``critic_norm="slate"`` (the default) standardises the weighted critic sum over the
+request's M candidates (zero mean, unit spread), so ``critic_scale`` is in logits per
+standard deviation of the critics' ranking; ``"none"`` adds it raw (model configs without
+the key, i.e. older checkpoints, load as ``"none"``). Raw, the learned Q of gifts and follows
+reached several logits and swamped the actor (Creators-v0: lower slate entropy, RLIV-UA
+below PPO and LinUCB; docs/results/benchmark.md).
+
+The slate policy softmax(actor + beta * Q) is the one that maximises beta * E[sum_h w_h
 Q_h] with a KL penalty towards the PPO actor (which keeps optimising the user's own return:
 engagement and retention). ``critic_scale = 0`` is plain PPO with the same actor.
 
@@ -32,7 +39,7 @@ Settings come from ``AlgorithmConfig.learner_config_dict["rliv_ua"]``.
 
 ``model_config``: the slate module's (``hidden``, ``value_hidden``) plus ``item_creator``
 (list: creator of each catalog item), ``n_creators``, ``critic_hidden``, ``author_dim``,
-``head_weights`` ({signal: w}), ``critic_scale``, ``conditioning``.
+``head_weights`` ({signal: w}), ``critic_scale``, ``critic_norm``, ``conditioning``.
 """
 
 from __future__ import annotations
@@ -75,6 +82,10 @@ class RLIVUAModule(SlateScoringModule):
         w = torch.tensor([float(weights.get(s, 0.0)) for s in SIGNALS])
         self.register_buffer("head_weights", w, persistent=False)
         self.critic_scale = float(cfg.get("critic_scale", 1.0))
+        # older checkpoints (no critic_norm in their model_config) keep the raw critic sum
+        self.critic_norm = str(cfg.get("critic_norm", "none"))
+        if self.critic_norm not in ("slate", "none"):
+            raise ValueError(f"critic_norm: {self.critic_norm!r} is not 'slate' or 'none'")
         self.conditioning = bool(cfg.get("conditioning", True))
         hidden = list(cfg.get("critic_hidden", [64, 64]))
         self.author = nn.Embedding(n_creators, int(cfg.get("author_dim", 8)))
@@ -138,11 +149,16 @@ class RLIVUAModule(SlateScoringModule):
         return (q * self.head_weights).sum(-1)
 
     def scores(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[B, M] slate logits: actor + critic_scale * weighted critic heads (detached)."""
+        """[B, M] slate logits: actor + critic_scale * weighted critic heads (detached;
+        with ``critic_norm="slate"`` standardised over each row's candidates)."""
         actor = super().scores(obs)
         if self.critic_scale == 0.0:
             return actor
-        return actor + self.critic_scale * self.critic_scores(obs).detach()
+        critic = self.critic_scores(obs).detach()
+        if self.critic_norm == "slate":
+            centred = critic - critic.mean(dim=-1, keepdim=True)
+            critic = centred / (centred.std(dim=-1, keepdim=True) + 1e-6)
+        return actor + self.critic_scale * critic
 
 
 class RLIVUATorchLearner(PPOTorchLearner):
