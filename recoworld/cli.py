@@ -16,6 +16,7 @@
     recoworld tasks check --out runs/check    # each task's phenomenon check (its two oracles)
     recoworld benchmark --quick --out runs/bench   # train + evaluate the task suite (CI profile)
     recoworld fidelity card --out runs/fidelity_card   # the fidelity report card (--quick: CI)
+    recoworld bench [--quick]                 # throughput vs RecSim and the world's own modes
 
 A run YAML has a ``world:`` section (a ``WorldConfig``) and a ``simulate:`` section (a
 ``SimulateConfig``); command-line flags override the file.
@@ -222,6 +223,24 @@ def _task_keys(value: str | None) -> list[str] | None:
         return None if names is None else [resolve_task(n).key for n in names]
     except ConfigError as err:
         raise _flag_error("--tasks", err) from None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from recoworld.evaluation.throughput import format_table, run
+
+    console.print(
+        f"[bold]RecoWorld bench[/]{' (quick profile)' if args.quick else ''}: random slates "
+        "of 2 from 10 candidates, text off, user-steps/s on one core"
+    )
+    batches = tuple(args.batches) if args.batches else None
+    rows, recsim, note = run(args.quick, batches, args.seconds)
+    print(note)
+    print(format_table(rows, recsim))
+    if args.json:
+        out = {"recsim_steps_per_s": recsim, "note": note,
+               "rows": [vars(r) for r in rows]}  # fmt: skip
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -432,6 +451,43 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card_llm_config(args: argparse.Namespace) -> Any:
+    """The card's LLM rows from --llm-config (a YAML CardLLMConfig) and/or --llm names;
+    --llm-users, --llm-calibration-users and --llm-ratios override; None without either."""
+    from recoworld.evaluation.fidelity_llm import CardLLMConfig
+
+    if not args.llm and not args.llm_config:
+        for flag in ("llm_users", "llm_calibration_users", "llm_ratios"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag.replace('_', '-')} needs --llm or --llm-config")
+        return None
+    raw: dict[str, Any] = {}
+    if args.llm_config:
+        if not Path(args.llm_config).exists():
+            raise ConfigError(f"--llm-config: {args.llm_config} not found")
+        raw = read_yaml_mapping(args.llm_config)
+    if args.llm:
+        rows = CardLLMConfig.for_models(args.llm).model_dump()["rows"]
+        raw["rows"] = list(raw.get("rows", [])) + rows
+    if args.llm_users is not None:
+        raw["users"] = args.llm_users
+    if args.llm_calibration_users is not None:
+        raw["calibration_users"] = args.llm_calibration_users
+    if args.llm_ratios is not None:
+        raw["ratios"] = args.llm_ratios
+    return CardLLMConfig.model_validate(raw).model_dump()
+
+
+def _ratios(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected ratios like 1,3: {text!r}") from err
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected ratios >= 1 like 1,3: {text!r}")
+    return out
+
+
 def cmd_fidelity_card(args: argparse.Namespace) -> int:
     from recoworld.core.manifest import write_manifest
     from recoworld.evaluation.fidelity_card import (
@@ -453,6 +509,9 @@ def cmd_fidelity_card(args: argparse.Namespace) -> int:
         updates["ppo_checkpoint"] = str(args.ppo)
     if args.no_ranking:
         updates["ranking"] = False
+    llm = _card_llm_config(args)
+    if llm is not None:
+        updates["llm"] = llm
     cfg = FidelityCardConfig.model_validate(cfg.model_dump() | updates)
     console.print(f"[bold]Fidelity report card[/]{' (quick profile)' if cfg.quick else ''}: "
                   f"MovieLens-100k, seed {cfg.seed}, ratios {cfg.ratios}, "
@@ -474,6 +533,16 @@ def cmd_fidelity_card(args: argparse.Namespace) -> int:
                       f"{a['spearman']['mean']:+.2f} [{a['spearman']['lo']:+.2f}, "
                       f"{a['spearman']['hi']:+.2f}], Kendall {a['kendall']['mean']:+.2f} "
                       "(SimUSER, on online A/B tests: 0.72)")  # fmt: skip
+    llm = results.get("llm")
+    for kind, per in (llm or {}).get("results", {}).items():
+        for ratio, entry in per.items():
+            for name in llm["llm_rows"]:  # type: ignore[index]
+                s, g = entry["scorers"][name], entry["gains"][name]
+                d, best = g["minus_best"]["accuracy"], g["best_nonllm"]["accuracy"]
+                console.print(f"{name}, {kind} {ratio} ({llm['users']} users): accuracy "  # type: ignore[index]
+                              f"{s['accuracy']['mean']:.3f}, F1 {s['f1']['mean']:.3f}; vs "
+                              f"best non-LLM ({best}) {d['mean']:+.3f} [{d['lo']:+.3f}, "
+                              f"{d['hi']:+.3f}]")  # fmt: skip
     console.print(f"outputs in [bold]{args.out}[/]: "
                   + ", ".join(p.name for p in paths.values()) + ", manifest.json")  # fmt: skip
     return 0
@@ -646,6 +715,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.set_defaults(func=cmd_benchmark)
 
+    thr = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="throughput: user-steps/s vs RecSim and vs the world's own slower modes",
+    )
+    thr.add_argument(
+        "--quick", action="store_true", help="seconds in all; RecSim only if its venv exists"
+    )
+    thr.add_argument("--batches", type=_positive, nargs="+", help="vector env batch sizes")
+    thr.add_argument("--seconds", type=float, help="seconds per setting (default 3, quick 0.3)")
+    thr.add_argument("--json", help="also write the figures to this file")
+    thr.set_defaults(func=cmd_bench)
+
     tasks = sub.add_parser(
         "tasks", parents=[common], help="list the task suite (`tasks check`: test phenomena)"
     )
@@ -692,6 +774,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ranking", action="store_true",
         help="skip the policy-ranking agreement and behaviour statistics (world rollouts)",
     )  # fmt: skip
+    card.add_argument(
+        "--llm", action="append", metavar="MODEL",
+        help="add an LLM row: the LLM user (score mode) on this model via the in-process "
+        "vLLM engine: 'embedded' (= smollm2, SmolLM2-135M-Instruct), 'gemma3-270m', an HF "
+        "directory or a hub name; repeatable. Off by default (and in --quick)",
+    )  # fmt: skip
+    card.add_argument(
+        "--llm-config", metavar="YAML",
+        help="the LLM rows as a YAML CardLLMConfig (rows: [{label, llm: LLMConfig, llm_user: "
+        "LLMUserConfig}], users, calibration_users, ratios, negatives, hybrid): any backend, "
+        "e.g. an OpenAI-compatible server",
+    )  # fmt: skip
+    card.add_argument("--llm-users", type=_positive, help="scored users of the LLM rows (48)")
+    card.add_argument(
+        "--llm-calibration-users", type=_positive, help="calibration users of the LLM rows (24)"
+    )
+    card.add_argument("--llm-ratios", type=_ratios, help="ratios of the LLM rows, e.g. 1,3 (1)")
     card.set_defaults(func=cmd_fidelity_card)
 
     cat = sub.add_parser("catalog", parents=[common], help="load a catalog and describe it")

@@ -197,6 +197,7 @@ def _compare_with_world(config: dict, observation: str, numpy_history: bool = Fa
     assert fast._fast is not None
     fast._fast._small_history = not numpy_history
     slow._fast = None  # World.reset / World.step with B = 1
+    slow.world.set_compiled(False)  # ... on the numpy reference path
     events = {"term": 0, "trunc": 0, "instructed": 0, "returned": 0, "click": 0}
     a, b = fast.reset(seed=11), slow.reset(seed=11)
     assert _same(a, b)
@@ -294,6 +295,7 @@ def test_a_replaced_state_array_is_rebound_or_handed_to_the_world(contiguous):
     fast = RecoWorldEnv(config=SMALL)
     slow = RecoWorldEnv(config=SMALL)
     slow._fast = None
+    slow.world.set_compiled(False)
     fast.reset(seed=4)
     slow.reset(seed=4)
     rng = np.random.default_rng(0)

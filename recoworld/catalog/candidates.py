@@ -102,6 +102,16 @@ class CandidateGenerator:
         )
         self._topic_counts = counts
 
+    def kernel_tables(self) -> tuple[np.ndarray, ...]:
+        """What the compiled sampler reads, in its order (``candidate_kernel.sample_row``):
+        slot counts per source, the popularity alias table (prob, alias), the fresh window,
+        the topic index (items, offsets, available counts). Replaced, not written into, by
+        ``set_available``."""
+        return (
+            self.counts, self._pop_prob, self._pop_alias, self._fresh, self._topic_items,
+            self._topic_offsets, self._topic_counts,
+        )  # fmt: skip
+
     @property
     def n_candidates(self) -> int:
         return self.config.n_candidates
@@ -112,9 +122,5 @@ class CandidateGenerator:
         out = np.empty((history.shape[0], self.n_candidates), dtype=np.int64)
         from recoworld.catalog.candidate_kernel import sample_candidates
 
-        sample_candidates(
-            rng, history, self.counts, self._pop_prob, self._pop_alias, self._fresh,
-            self._topic_items, self._topic_offsets, self._topic_counts, self.n_available,
-            out,
-        )  # fmt: skip
+        sample_candidates(rng, history, *self.kernel_tables(), self.n_available, out)
         return out

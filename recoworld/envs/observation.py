@@ -231,6 +231,17 @@ class ObservationEncoder:
             }
         )
 
+    @property
+    def table(self) -> np.ndarray:
+        """[N, d] float32 per-item candidate features, the dynamic and source columns zero
+        (what the compiled step gathers from)."""
+        return self._table
+
+    @property
+    def source_onehot(self) -> np.ndarray:
+        """[M, n_sources] float32 one-hot source of each candidate slot."""
+        return self._source_onehot
+
     def encode(
         self,
         candidates: np.ndarray,

@@ -28,7 +28,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from recoworld.catalog.candidate_kernel import sample_candidates
+from recoworld.catalog.candidate_kernel import sample_row
 from recoworld.simulators.parametric.kernels import respond_batch
 
 _GENERATOR = types.NumPyRandomGeneratorType("generator")
@@ -126,6 +126,12 @@ ARRAYS = (
     ("safe", np.float32, 2),
     ("log_safe", np.float32, 2),
     ("returned", np.bool_, 1),
+    # the batched step's own (``batch_*``; the single path binds one-row arrays)
+    ("actions", np.int64, 2),
+    ("active", np.bool_, 1),
+    ("session_end", np.bool_, 1),
+    ("terms", np.float32, 2),
+    ("new_history", np.float32, 2),
 )
 """The arrays a step reads and writes, in the order of the address table ``tab`` (name, dtype,
 ndim); ``bind_table`` checks each array against it."""
@@ -141,7 +147,8 @@ ndim); ``bind_table`` checks each array against it."""
  A_POP_PROB, A_POP_ALIAS, A_FRESH, A_TOPIC_ITEMS, A_TOPIC_OFFSETS, A_TOPIC_COUNTS, A_TABLE,
  A_SOURCE_ONEHOT, A_RECENCY, A_GAP_FEATURE, A_OBS_CAND, A_OBS_USER, A_OBS_HISTORY,
  A_OBS_INSTRUCTION, A_OBS_COUNTERS, A_OBS_IDS, A_OBS_RECENT, A_DIST, A_SAFE, A_LOG_SAFE,
- A_RETURNED) = range(len(ARRAYS))  # fmt: skip
+ A_RETURNED, A_ACTIONS, A_ACTIVE, A_SESSION_END, A_TERMS,
+ A_NEW_HISTORY) = range(len(ARRAYS))  # fmt: skip
 # Layout of the float64 ``scalars`` output.
 (S_REWARD, S_CLICK, S_WATCH, S_LIKE, S_FOLLOW, S_GIFT, S_LEAVE, S_RETURN, S_SESSION,
  S_STEP, S_N_DUP, S_LEFT, S_SESSION_END, S_SATISFACTION, S_INSTRUCTED,
@@ -149,10 +156,14 @@ ndim); ``bind_table`` checks each array against it."""
 N_SCALARS = 16
 # Layout of the float64 ``settings`` input (world config the kernel needs).
 (C_CLICK, C_WATCH, C_LIKE, C_FOLLOW, C_GIFT, C_LEAVE, C_RETURN, C_DECAY, C_MAX_STEPS,
- C_MAX_SESSIONS, C_EMA, C_LOG_T, C_N_AVAILABLE, C_NO_INSTRUCTION) = range(14)  # fmt: skip
-N_SETTINGS = 14
-# Phases of ``step_kernel`` (bits, except RESPOND and HISTORY).
-RESPOND, LOG, ADVANCE, HISTORY, NEW_USER = 0, 1, 2, 4, 8
+ C_MAX_SESSIONS, C_EMA, C_LOG_T, C_N_AVAILABLE, C_NO_INSTRUCTION, C_SAT_INIT, C_INACTIVE,
+ C_NEW_GAP) = range(17)  # fmt: skip
+N_SETTINGS = 17
+# Phases of ``step_kernel`` (bits, except RESPOND and HISTORY) and ``batch_advance`` (bits).
+RESPOND, LOG, ADVANCE, HISTORY, NEW_USER, SAMPLE, ENCODE, FRESH = 0, 1, 2, 4, 8, 16, 32, 64
+# Rows of the float32 ``terms`` array [N_TERMS, B]: the reward, then its terms in
+# ``REWARD_TERMS`` order.
+N_TERMS = 8
 # Return codes of ``step_kernel``.
 DONE, PAUSED, BAD_ACTION = 0, 1, 2
 
@@ -268,15 +279,20 @@ def _pairwise_sum(a, n):  # type: ignore[no-untyped-def]
         for i in range(n):
             res += a[i]
         return res
-    r = np.empty(8, dtype=np.float32)
-    for q in range(8):
-        r[q] = a[q]
+    # eight accumulators as locals (an array here would be a heap allocation per call)
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
     i = 8
     while i < n - (n % 8):
-        for q in range(8):
-            r[q] += a[i + q]
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
         i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
         res += a[i]
         i += 1
@@ -293,9 +309,9 @@ def step_kernel(phase, tab, rngs, settings, scalars):  # type: ignore[no-untyped
     (``returned`` [0] says whether the user came back); ``ADVANCE`` draws the next
     candidates and encodes the observation. ``HISTORY`` alone finishes the history's
     entropy from ``log_safe`` (numpy's log of ``safe``) after a click."""
-    f32, i64 = np.float32, np.int64
+    f32 = np.float32
     if phase == HISTORY:
-        _finish_history(tab, settings)
+        _finish_history(tab, settings, 0)
         return DONE
     if phase == RESPOND:
         code = _respond(tab, rngs, settings, scalars)
@@ -304,19 +320,19 @@ def step_kernel(phase, tab, rngs, settings, scalars):  # type: ignore[no-untyped
         _a1(tab, A_RETURNED, np.bool_)[0] = False
         phase = LOG | ADVANCE
     if phase & NEW_USER:
-        _clear_platform(tab, settings)
+        _clear_platform(tab, settings, 0)
     if phase & LOG:
-        _log(tab, settings, scalars)
+        n_click = _log(tab, settings, 0)
+        terms = _a2(tab, A_TERMS, f32)
+        scalars[S_REWARD] = terms[0, 0]
+        for q in range(N_TERMS - 1):
+            scalars[S_CLICK + q] = terms[1 + q, 0]
+        scalars[S_CLICKED] = n_click > 0
+        if n_click > 0 and _a2(tab, A_TOPIC_HISTORY, f32).shape[1] <= PAIRWISE_BLOCK:
+            _dist(tab, 0)
     if phase & ADVANCE:
-        cands = _a2(tab, A_CANDS, i64)
-        sample_candidates(
-            _generator(rngs[1]), _a2(tab, A_TOPIC_HISTORY, f32).astype(np.float64),
-            _a1(tab, A_COUNTS, i64), _a1(tab, A_POP_PROB, np.float64),
-            _a1(tab, A_POP_ALIAS, i64), _a1(tab, A_FRESH, i64), _a1(tab, A_TOPIC_ITEMS, i64),
-            _a1(tab, A_TOPIC_OFFSETS, i64), _a1(tab, A_TOPIC_COUNTS, i64),
-            i64(settings[C_N_AVAILABLE]), cands,
-        )  # fmt: skip
-        _encode(tab, settings)
+        _sample(_generator(rngs[1]), tab, settings, 0)
+        _encode(tab, settings, 0)
     return DONE
 
 
@@ -407,24 +423,39 @@ def _respond(tab, rngs, settings, scalars):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _clear_platform(tab, settings):  # type: ignore[no-untyped-def]
-    """``PlatformState.zeros`` in place: a new user's empty logs."""
+def _clear_platform(tab, settings, b):  # type: ignore[no-untyped-def]
+    """``PlatformState.zeros`` into row b: a new user's empty logs."""
     f32 = np.float32
-    _a2(tab, A_TOPIC_HISTORY, f32)[:] = 0.0
+    _a2(tab, A_TOPIC_HISTORY, f32)[b, :] = 0.0
     for name in (A_EMA_CLICK, A_EMA_WATCH, A_SESSION_CLICKS, A_SESSION_WATCH, A_TOTAL_CLICKS,
                  A_TOTAL_STEPS, A_GAP_HOURS, A_INSTRUCTIONS_TOTAL, A_N_FOLLOWS):  # fmt: skip
-        _a1(tab, name, f32)[:] = 0.0
-    _a2(tab, A_INSTRUCTION, f32)[:] = 0.0
-    _a1(tab, A_SSI, f32)[:] = f32(settings[C_NO_INSTRUCTION])
-    _a2(tab, A_RECENT_ITEMS, np.int64)[:] = -1
+        _a1(tab, name, f32)[b] = 0.0
+    _a2(tab, A_INSTRUCTION, f32)[b, :] = 0.0
+    _a1(tab, A_SSI, f32)[b] = f32(settings[C_NO_INSTRUCTION])
+    _a2(tab, A_RECENT_ITEMS, np.int64)[b, :] = -1
 
 
 @njit(cache=True, nogil=True)
-def _log(tab, settings, scalars):  # type: ignore[no-untyped-def]
-    """The reward (``compose_reward``) and the platform's logs (``World._log_platform``
-    without the instruction, which the caller records), in their numpy dtypes; after a
-    click, the history's topic distribution and ``safe`` (its zeros as ones) for the
-    entropy."""
+def _clear_user(tab, settings, b):  # type: ignore[no-untyped-def]
+    """The part of ``ParametricUserModel.replace_users`` after the traits (``clear=False``
+    leaves it here), for row b: everything a user has lived through, cleared."""
+    f32, i32 = np.float32, np.int32
+    for name in (A_FATIGUE, A_EXPOSURE, A_AFFINITY, A_CREATOR_CLICKS, A_INSTR_VEC):
+        _a2(tab, name, f32)[b, :] = 0.0
+    _a2(tab, A_FOLLOWS, np.bool_)[b, :] = False
+    _a2(tab, A_SEEN, np.uint8)[b, :] = 0
+    _a2(tab, A_CONSUMED, np.uint8)[b, :] = 0
+    for name in (A_SESSION_STEP, A_SESSION_INDEX, A_INSTR_IN_SESSION):
+        _a1(tab, name, i32)[b] = 0
+    _a1(tab, A_SATISFACTION, f32)[b] = f32(settings[C_SAT_INIT])
+    _a1(tab, A_INSTR_AGE, i32)[b] = i32(settings[C_INACTIVE])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _log(tab, settings, b):  # type: ignore[no-untyped-def]
+    """The reward (``compose_reward``, into ``terms[:, b]``) and the platform's logs
+    (``World._log_platform`` without the instruction, which the caller records) of row b,
+    in their numpy dtypes; returns the number of clicks."""
     f32, b1 = np.float32, np.bool_
     items = _a2(tab, A_ITEMS, np.int64)
     click = _a2(tab, A_CLICK, b1)
@@ -433,7 +464,7 @@ def _log(tab, settings, scalars):  # type: ignore[no-untyped-def]
     follow = _a2(tab, A_FOLLOW, b1)
     gift = _a2(tab, A_GIFT, b1)
     leave = _a1(tab, A_LEAVE, b1)
-    came_back = _a1(tab, A_RETURNED, b1)[0]
+    came_back = _a1(tab, A_RETURNED, b1)[b]
     clicked_topics = _a2(tab, A_CLICKED_TOPICS, f32)
     topic_history = _a2(tab, A_TOPIC_HISTORY, f32)
     k = items.shape[1]
@@ -443,11 +474,11 @@ def _log(tab, settings, scalars):  # type: ignore[no-untyped-def]
     n_gift = 0
     w_sum = f32(0.0)
     for j in range(k):
-        n_click += click[0, j]
-        n_like += like[0, j]
-        n_follow += follow[0, j]
-        n_gift += gift[0, j]
-        w_sum += watch[0, j]
+        n_click += click[b, j]
+        n_like += like[b, j]
+        n_follow += follow[b, j]
+        n_gift += gift[b, j]
+        w_sum += watch[b, j]
     # compose_reward: float64 weight x int64 count, float32 weight x float32 watch sum,
     # float64 weight x bool; each term float32, summed in float32 in term order
     t_click = f32(settings[C_CLICK] * n_click)
@@ -455,64 +486,68 @@ def _log(tab, settings, scalars):  # type: ignore[no-untyped-def]
     t_like = f32(settings[C_LIKE] * n_like)
     t_follow = f32(settings[C_FOLLOW] * n_follow)
     t_gift = f32(settings[C_GIFT] * n_gift)
-    t_leave = f32(settings[C_LEAVE] * (1.0 if leave[0] else 0.0))
+    t_leave = f32(settings[C_LEAVE] * (1.0 if leave[b] else 0.0))
     t_return = f32(settings[C_RETURN] * (1.0 if came_back else 0.0))
-    scalars[S_CLICK] = t_click
-    scalars[S_WATCH] = t_watch
-    scalars[S_LIKE] = t_like
-    scalars[S_FOLLOW] = t_follow
-    scalars[S_GIFT] = t_gift
-    scalars[S_LEAVE] = t_leave
-    scalars[S_RETURN] = t_return
-    total = (((((t_click + t_watch) + t_like) + t_follow) + t_gift) + t_leave) + t_return
-    scalars[S_REWARD] = total
-    scalars[S_CLICKED] = n_click > 0
+    terms = _a2(tab, A_TERMS, f32)
+    terms[1, b] = t_click
+    terms[2, b] = t_watch
+    terms[3, b] = t_like
+    terms[4, b] = t_follow
+    terms[5, b] = t_gift
+    terms[6, b] = t_leave
+    terms[7, b] = t_return
+    terms[0, b] = (((((t_click + t_watch) + t_like) + t_follow) + t_gift) + t_leave) + t_return
     clicks = f32(n_click)
     n_topics = topic_history.shape[1]
     if n_click > 0:  # decay (float64) and the click's topics; unchanged otherwise
         decay = settings[C_DECAY]
         for t in range(n_topics):
-            topic_history[0, t] = f32(topic_history[0, t] * decay)
-            topic_history[0, t] += clicked_topics[0, t]
-    if n_click > 0 and n_topics <= PAIRWISE_BLOCK:  # history_features up to numpy's log
-        dist = _a2(tab, A_DIST, f32)
-        safe = _a2(tab, A_SAFE, f32)
-        mass = _pairwise_sum(topic_history[0], n_topics)
-        for t in range(n_topics):
-            dist[0, t] = topic_history[0, t] / max(mass, f32(1e-12)) if mass > 0 else f32(0.0)
-            safe[0, t] = dist[0, t] if dist[0, t] > 0 else f32(1.0)
+            topic_history[b, t] = f32(topic_history[b, t] * decay)
+            topic_history[b, t] += clicked_topics[b, t]
     ema = f32(settings[C_EMA])
     rest = f32(1.0 - settings[C_EMA])
     ema_click = _a1(tab, A_EMA_CLICK, f32)
     ema_watch = _a1(tab, A_EMA_WATCH, f32)
-    ema_click[0] = ema * ema_click[0] + rest * clicks
-    ema_watch[0] = ema * ema_watch[0] + rest * w_sum
-    _a1(tab, A_SESSION_CLICKS, f32)[0] += clicks
-    _a1(tab, A_SESSION_WATCH, f32)[0] += w_sum
-    _a1(tab, A_TOTAL_CLICKS, f32)[0] += clicks
-    _a1(tab, A_TOTAL_STEPS, f32)[0] += f32(1.0)
+    ema_click[b] = ema * ema_click[b] + rest * clicks
+    ema_watch[b] = ema * ema_watch[b] + rest * w_sum
+    _a1(tab, A_SESSION_CLICKS, f32)[b] += clicks
+    _a1(tab, A_SESSION_WATCH, f32)[b] += w_sum
+    _a1(tab, A_TOTAL_CLICKS, f32)[b] += clicks
+    _a1(tab, A_TOTAL_STEPS, f32)[b] += f32(1.0)
     n_follows = _a1(tab, A_N_FOLLOWS, f32)
-    n_follows[0] = f32(np.float64(n_follows[0]) + n_follow)
-    _a1(tab, A_SSI, f32)[0] += f32(1.0)
+    n_follows[b] = f32(np.float64(n_follows[b]) + n_follow)
+    _a1(tab, A_SSI, f32)[b] += f32(1.0)
     if n_click > 0:  # PlatformState.log_clicks: newest first, this step's in slate order
         recent_items = _a2(tab, A_RECENT_ITEMS, np.int64)
         h = recent_items.shape[1]
-        merged = np.empty(k + h, dtype=np.int64)
+        # the kept items are a prefix (-1 after): shift them right by the clicks
+        for q in range(h - 1, n_click - 1, -1):
+            recent_items[b, q] = recent_items[b, q - n_click]
         n = 0
         for j in range(k):
-            if click[0, j]:
-                merged[n] = items[0, j]
+            if click[b, j] and n < h:
+                recent_items[b, n] = items[b, j]
                 n += 1
-        for q in range(h):
-            if recent_items[0, q] >= 0:
-                merged[n] = recent_items[0, q]
-                n += 1
-        for q in range(h):
-            recent_items[0, q] = merged[q] if q < n else -1
+    return n_click
 
 
-@njit(cache=True, nogil=True)
-def _finish_history(tab, settings):  # type: ignore[no-untyped-def]
+@njit(cache=True, nogil=True, inline="always")
+def _dist(tab, b):  # type: ignore[no-untyped-def]
+    """history_features of row b up to numpy's log: the topic distribution and ``safe``
+    (its zeros as ones) for the entropy."""
+    f32 = np.float32
+    topic_history = _a2(tab, A_TOPIC_HISTORY, f32)
+    dist = _a2(tab, A_DIST, f32)
+    safe = _a2(tab, A_SAFE, f32)
+    n_topics = topic_history.shape[1]
+    mass = _pairwise_sum(topic_history[b], n_topics)
+    for t in range(n_topics):
+        dist[b, t] = topic_history[b, t] / max(mass, f32(1e-12)) if mass > 0 else f32(0.0)
+        safe[b, t] = dist[b, t] if dist[b, t] > 0 else f32(1.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _finish_history(tab, settings, b):  # type: ignore[no-untyped-def]
     """history_features after numpy's log: the entropy, the distribution into the obs."""
     f32 = np.float32
     dist = _a2(tab, A_DIST, f32)
@@ -520,17 +555,17 @@ def _finish_history(tab, settings):  # type: ignore[no-untyped-def]
     obs_history = _a2(tab, A_OBS_HISTORY, f32)
     n_topics = dist.shape[1]
     for t in range(n_topics):
-        log_safe[0, t] = dist[0, t] * log_safe[0, t]
-    ent = -_pairwise_sum(log_safe[0], n_topics) / f32(settings[C_LOG_T])
+        log_safe[b, t] = dist[b, t] * log_safe[b, t]
+    ent = -_pairwise_sum(log_safe[b], n_topics) / f32(settings[C_LOG_T])
     for t in range(n_topics):
-        obs_history[0, t] = _clip01(dist[0, t])
-    obs_history[0, n_topics] = _clip01(ent)
+        obs_history[b, t] = _clip01(dist[b, t])
+    obs_history[b, n_topics] = _clip01(ent)
 
 
-@njit(cache=True, nogil=True)
-def _encode(tab, settings):  # type: ignore[no-untyped-def]
-    """``ObservationEncoder.encode`` for user 0, into the buffers; the history's topic
-    distribution and entropy (``obs_history[0, :T + 1]``) are left to ``HISTORY``."""
+@njit(cache=True, nogil=True, inline="always")
+def _encode(tab, settings, b):  # type: ignore[no-untyped-def]
+    """``ObservationEncoder.encode`` for row b, into the buffers; the history's topic
+    distribution and entropy (``obs_history[b, :T + 1]``) are left to ``_finish_history``."""
     f32, i64, i32 = np.float32, np.int64, np.int32
     cands = _a2(tab, A_CANDS, i64)
     creator_of = _a1(tab, A_CREATOR_OF, i64)
@@ -549,41 +584,174 @@ def _encode(tab, settings):  # type: ignore[no-untyped-def]
     n_src = source_onehot.shape[1]
     n_static = d - 4 - n_src
     for j in range(m):
-        item = cands[0, j]
-        obs_ids[0, j] = item
+        item = cands[b, j]
+        obs_ids[b, j] = item
         for q in range(n_static):
-            obs_cand[0, j, q] = table[item, q]
+            obs_cand[b, j, q] = table[item, q]
         c = creator_of[item]
-        obs_cand[0, j, n_static] = (seen[0, item >> 3] >> (item & 7)) & 1
-        obs_cand[0, j, n_static + 1] = (consumed[0, item >> 3] >> (item & 7)) & 1
-        obs_cand[0, j, n_static + 2] = 1.0 if follows[0, c] else 0.0
-        obs_cand[0, j, n_static + 3] = min(creator_clicks[0, c] * f32(0.2), f32(1.0))
+        obs_cand[b, j, n_static] = (seen[b, item >> 3] >> (item & 7)) & 1
+        obs_cand[b, j, n_static + 1] = (consumed[b, item >> 3] >> (item & 7)) & 1
+        obs_cand[b, j, n_static + 2] = 1.0 if follows[b, c] else 0.0
+        obs_cand[b, j, n_static + 3] = min(creator_clicks[b, c] * f32(0.2), f32(1.0))
         for q in range(n_src):
-            obs_cand[0, j, n_static + 4 + q] = source_onehot[j, q]
-    session_index = _a1(tab, A_SESSION_INDEX, i32)[0]
-    step = _a1(tab, A_SESSION_STEP, i32)[0]
-    session_clicks = _a1(tab, A_SESSION_CLICKS, f32)[0]
-    total_steps = _a1(tab, A_TOTAL_STEPS, f32)[0]
-    n_follows = _a1(tab, A_N_FOLLOWS, f32)[0]
-    u = np.empty(8, dtype=np.float64)
-    u[0] = min(session_index / settings[C_MAX_SESSIONS], 1.0)
-    u[1] = min(step / settings[C_MAX_STEPS], 1.0)
-    u[2] = _a1(tab, A_GAP_FEATURE, np.float64)[0]
-    u[3] = np.float64(session_clicks) / max(step, 1) if step > 0 else 0.0
-    u[4] = _a1(tab, A_SESSION_WATCH, f32)[0] / max(session_clicks, f32(1.0))
-    u[5] = _a1(tab, A_TOTAL_CLICKS, f32)[0] / max(total_steps, f32(1.0))
-    u[6] = n_follows / (f32(1.0) + n_follows)
-    s = _a1(tab, A_SSI, f32)[0]
-    u[7] = recency[int(s)] if s < recency.shape[0] else 0.0
-    for q in range(8):
-        obs_user[0, q] = _clip01(f32(u[q]))
+            obs_cand[b, j, n_static + 4 + q] = source_onehot[j, q]
+    session_index = _a1(tab, A_SESSION_INDEX, i32)[b]
+    step = _a1(tab, A_SESSION_STEP, i32)[b]
+    session_clicks = _a1(tab, A_SESSION_CLICKS, f32)[b]
+    total_steps = _a1(tab, A_TOTAL_STEPS, f32)[b]
+    n_follows = _a1(tab, A_N_FOLLOWS, f32)[b]
+    s = _a1(tab, A_SSI, f32)[b]
+    # float64 features (as numpy computes them), then float32, clipped
+    obs_user[b, 0] = _clip01(f32(min(session_index / settings[C_MAX_SESSIONS], 1.0)))
+    obs_user[b, 1] = _clip01(f32(min(step / settings[C_MAX_STEPS], 1.0)))
+    obs_user[b, 2] = _clip01(f32(_a1(tab, A_GAP_FEATURE, np.float64)[b]))
+    u3 = np.float64(session_clicks) / max(step, 1) if step > 0 else 0.0
+    obs_user[b, 3] = _clip01(f32(u3))
+    obs_user[b, 4] = _clip01(f32(_a1(tab, A_SESSION_WATCH, f32)[b] / max(session_clicks, f32(1.0))))
+    obs_user[b, 5] = _clip01(f32(_a1(tab, A_TOTAL_CLICKS, f32)[b] / max(total_steps, f32(1.0))))
+    obs_user[b, 6] = _clip01(f32(n_follows / (f32(1.0) + n_follows)))
+    obs_user[b, 7] = _clip01(f32(recency[int(s)] if s < recency.shape[0] else 0.0))
     t = obs_history.shape[1] - 3
-    obs_history[0, t + 1] = _clip01(_a1(tab, A_EMA_CLICK, f32)[0])
-    obs_history[0, t + 2] = _clip01(_a1(tab, A_EMA_WATCH, f32)[0])
-    _a2(tab, A_OBS_INSTRUCTION, f32)[:] = _a2(tab, A_INSTRUCTION, f32)
+    obs_history[b, t + 1] = _clip01(_a1(tab, A_EMA_CLICK, f32)[b])
+    obs_history[b, t + 2] = _clip01(_a1(tab, A_EMA_WATCH, f32)[b])
+    _a2(tab, A_OBS_INSTRUCTION, f32)[b, :] = _a2(tab, A_INSTRUCTION, f32)[b, :]
     counters = _a2(tab, A_OBS_COUNTERS, f32)
-    counters[0, 0] = session_index
-    counters[0, 1] = step
-    counters[0, 2] = total_steps
-    counters[0, 3] = _a1(tab, A_INSTRUCTIONS_TOTAL, f32)[0]
-    _a2(tab, A_OBS_RECENT, i64)[:] = _a2(tab, A_RECENT_ITEMS, i64)
+    counters[b, 0] = session_index
+    counters[b, 1] = step
+    counters[b, 2] = total_steps
+    counters[b, 3] = _a1(tab, A_INSTRUCTIONS_TOTAL, f32)[b]
+    _a2(tab, A_OBS_RECENT, i64)[b, :] = _a2(tab, A_RECENT_ITEMS, i64)[b, :]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sample(rng, tab, settings, b):  # type: ignore[no-untyped-def]
+    """The next candidates of row b (``CandidateGenerator.sample``'s draws)."""
+    i64 = np.int64
+    sample_row(
+        rng, _a2(tab, A_TOPIC_HISTORY, np.float32), b, _a1(tab, A_COUNTS, i64),
+        _a1(tab, A_POP_PROB, np.float64), _a1(tab, A_POP_ALIAS, i64), _a1(tab, A_FRESH, i64),
+        _a1(tab, A_TOPIC_ITEMS, i64), _a1(tab, A_TOPIC_OFFSETS, i64),
+        _a1(tab, A_TOPIC_COUNTS, i64), i64(settings[C_N_AVAILABLE]), _a2(tab, A_CANDS, i64), b,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- batched step
+
+
+@njit(cache=True, nogil=True)
+def batch_respond(tab, rngs, settings):  # type: ignore[no-untyped-def]
+    """``World.respond`` up to the rare events, for every row: the slates' items and
+    duplicate masks from ``actions`` (checked by the caller), cleared response buffers,
+    ``respond_batch`` for the ``active`` rows, and the session ends. Returns (number of
+    session ends, number of instructions)."""
+    f32, i64, b1, i32 = np.float32, np.int64, np.bool_, np.int32
+    actions = _a2(tab, A_ACTIONS, i64)
+    cands = _a2(tab, A_CANDS, i64)
+    items = _a2(tab, A_ITEMS, i64)
+    valid = _a2(tab, A_VALID, b1)
+    click = _a2(tab, A_CLICK, b1)
+    watch = _a2(tab, A_WATCH, f32)
+    like = _a2(tab, A_LIKE, b1)
+    follow = _a2(tab, A_FOLLOW, b1)
+    gift = _a2(tab, A_GIFT, b1)
+    comps = _a3(tab, A_COMPS, f32)
+    nov = _a2(tab, A_NOV, f32)
+    util = _a2(tab, A_UTIL, f32)
+    probs = _a2(tab, A_PROBS, f32)
+    leave = _a1(tab, A_LEAVE, b1)
+    instructed = _a1(tab, A_INSTRUCTED, b1)
+    p_leave = _a1(tab, A_P_LEAVE, f32)
+    unmet = _a1(tab, A_UNMET, f32)
+    choice = _a1(tab, A_CHOICE, i64)
+    clicked_topics = _a2(tab, A_CLICKED_TOPICS, f32)
+    session_step = _a1(tab, A_SESSION_STEP, i32)
+    active = _a1(tab, A_ACTIVE, b1)
+    session_end = _a1(tab, A_SESSION_END, b1)
+    n_users, k = actions.shape
+    for b in range(n_users):
+        for j in range(k):
+            items[b, j] = cands[b, actions[b, j]]
+            ok = True
+            for q in range(j):
+                if actions[b, q] == actions[b, j]:
+                    ok = False
+                    break
+            valid[b, j] = ok
+            click[b, j] = False
+            watch[b, j] = 0.0
+            like[b, j] = False
+            follow[b, j] = False
+            gift[b, j] = False
+            nov[b, j] = 0.0
+            util[b, j] = 0.0
+            probs[b, j] = 0.0
+            for q in range(comps.shape[2]):
+                comps[b, j, q] = 0.0
+        probs[b, k] = 0.0
+        leave[b] = False
+        instructed[b] = False
+        p_leave[b] = 0.0
+        unmet[b] = 0.0
+        choice[b] = 0
+        clicked_topics[b, :] = 0.0
+    respond_batch(
+        _generator(rngs[0]), active, items, valid, _a2(tab, A_TOPIC_IDX, i64),
+        _a2(tab, A_TOPIC_W, f32), _a1(tab, A_TOPIC_N, i64), _a2(tab, A_ITEM_LATENT, f32),
+        _a1(tab, A_QUALITY, f32), _a1(tab, A_CREATOR_OF, i64), _a1(tab, A_NOV_POP, f32),
+        _a1(tab, A_ITEM_POP, f32), _a1(tab, A_ITEM_ERA, f32), _a1(tab, A_ERA_MEAN, np.float64),
+        _a1(tab, A_INTEREST_BASE, f32), _a2(tab, A_INTEREST, f32), _a2(tab, A_LATENT, f32),
+        _a1(tab, A_ERA, f32), _a1(tab, A_NOVELTY_SESSION, f32), _a2(tab, A_FATIGUE, f32),
+        _a2(tab, A_EXPOSURE, f32), _a2(tab, A_AFFINITY, f32), _a2(tab, A_CREATOR_CLICKS, f32),
+        _a2(tab, A_SEEN, np.uint8), _a2(tab, A_CONSUMED, np.uint8),
+        _a2(tab, A_INSTR_VEC, f32), _a1(tab, A_INSTR_AGE, i32),
+        _a1(tab, A_PARAMS, np.float64), _a2(tab, A_FOLLOWS, b1), _a1(tab, A_PATIENCE, f32),
+        _a1(tab, A_SATISFACTION, f32), session_step, _a1(tab, A_INSTR_IN_SESSION, i32), click,
+        watch, like, follow, gift, comps, nov, util, probs, leave, instructed, p_leave, unmet,
+        choice, clicked_topics, _a2(tab, A_PREF, f32), False,
+    )  # fmt: skip
+    n_end = 0
+    n_instructed = 0
+    max_steps = settings[C_MAX_STEPS]
+    for b in range(n_users):
+        end = (leave[b] or session_step[b] >= max_steps) and active[b]
+        session_end[b] = end
+        n_end += end
+        n_instructed += instructed[b]
+    return n_end, n_instructed
+
+
+@njit(cache=True, nogil=True)
+def batch_log(tab, settings):  # type: ignore[no-untyped-def]
+    """The reward and the platform's logs of every row (``returned`` holds who came back),
+    and the history's topic distribution up to numpy's log (``dist``, ``safe``)."""
+    n_users = _a1(tab, A_ACTIVE, np.bool_).shape[0]
+    for b in range(n_users):
+        _log(tab, settings, b)
+        _dist(tab, b)
+
+
+@njit(cache=True, nogil=True)
+def batch_advance(phase, tab, rngs, settings, rows):  # type: ignore[no-untyped-def]
+    """For the users ``rows``, the bits of ``phase``: ``NEW_USER`` clears their state
+    (after the traits) and logs; ``SAMPLE`` draws their next candidates (in row order);
+    ``ENCODE`` encodes their observations, the history finished from ``log_safe`` (numpy's
+    log of ``safe``), or with ``FRESH`` (new users) ``new_history``."""
+    if phase & NEW_USER:
+        gap = _a1(tab, A_GAP_FEATURE, np.float64)
+        for b in rows:
+            _clear_user(tab, settings, b)
+            _clear_platform(tab, settings, b)
+            gap[b] = settings[C_NEW_GAP]
+    if phase & SAMPLE:
+        rng = _generator(rngs[1])
+        for b in rows:
+            _sample(rng, tab, settings, b)
+    if phase & ENCODE:
+        obs_history = _a2(tab, A_OBS_HISTORY, np.float32)
+        new_history = _a2(tab, A_NEW_HISTORY, np.float32)
+        for b in rows:
+            if phase & FRESH:
+                obs_history[b, :] = new_history[0, :]
+            else:
+                _finish_history(tab, settings, b)
+            _encode(tab, settings, b)

@@ -16,23 +16,24 @@ other world (hybrid, LLM, ``ground_truth_info``, ``render_mode``) takes ``World.
 
 from __future__ import annotations
 
-import operator
-from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from recoworld.envs.batch_step import (
+    bind_world,
+    hooked,
+    is_bound,
+    kernel_settings,
+    step_buffers,
+)
 from recoworld.envs.observation import (
-    EMA,
-    NO_INSTRUCTION,
     gap_feature,
     history_features,
-    recency_table,
 )
-from recoworld.envs.reward import REWARD_TERMS
 from recoworld.envs.world import World
 from recoworld.simulators.base import Responses
-from recoworld.simulators.parametric.model import COMPONENTS, ParametricUserModel
+from recoworld.simulators.parametric.model import ParametricUserModel
 
 _ROW0 = np.zeros(1, dtype=np.int64)
 
@@ -59,64 +60,22 @@ class SingleUserStep:
 
         self._k = kernels
         self.world = world
-        cfg = world.config
-        ep, rw = cfg.episode, cfg.reward
-        k, t = world.slate_size, world.catalog.n_topics
-        settings = np.zeros(kernels.N_SETTINGS, dtype=np.float64)
-        settings[kernels.C_CLICK : kernels.C_RETURN + 1] = [
-            getattr(rw, term) for term in REWARD_TERMS
-        ]
-        settings[kernels.C_DECAY] = ep.history_decay
-        settings[kernels.C_MAX_STEPS] = ep.max_session_steps
-        settings[kernels.C_MAX_SESSIONS] = ep.max_sessions
-        settings[kernels.C_EMA] = EMA
-        self._log_t = float(np.log(max(t, 2)))
-        settings[kernels.C_LOG_T] = self._log_t
-        settings[kernels.C_NO_INSTRUCTION] = NO_INSTRUCTION
-        self._settings = settings
+        ep, t = world.config.episode, world.catalog.n_topics
+        self._settings = kernel_settings(world)
+        self._log_t = float(self._settings[kernels.C_LOG_T])
         self._max_sessions = ep.max_sessions
         self._small_history = t <= kernels.PAIRWISE_BLOCK  # else: history_features (numpy)
         self._text = ep.text_info
         self._item_ids = world.catalog.item_ids
         self._titles = world.catalog.titles
         self._scalars = np.zeros(kernels.N_SCALARS, dtype=np.float64)
-        f32, b1 = np.float32, np.bool_
-        self._buf: dict[str, np.ndarray] = {
-            "action": np.zeros(k, np.int64),
-            "items": np.zeros((1, k), np.int64),
-            "valid": np.zeros((1, k), b1),
-            "click": np.zeros((1, k), b1),
-            "watch": np.zeros((1, k), f32),
-            "like": np.zeros((1, k), b1),
-            "follow": np.zeros((1, k), b1),
-            "gift": np.zeros((1, k), b1),
-            "comps": np.zeros((1, k, len(COMPONENTS)), f32),
-            "nov": np.zeros((1, k), f32),
-            "util": np.zeros((1, k), f32),
-            "probs": np.zeros((1, k + 1), f32),
-            "leave": np.zeros(1, b1),
-            "instructed": np.zeros(1, b1),
-            "p_leave": np.zeros(1, f32),
-            "unmet": np.zeros(1, f32),
-            "choice": np.zeros(1, np.int64),
-            "clicked_topics": np.zeros((1, t), f32),
-            "pref": np.zeros((1, 1), f32),
-            "recency": recency_table(),
-            "gap_feature": np.zeros(1, np.float64),
-            "dist": np.zeros((1, t), f32),
-            "safe": np.zeros((1, t), f32),
-            "log_safe": np.zeros((1, t), f32),
-            "returned": np.zeros(1, b1),
-        }
-        # a new user's history features (empty logs): numpy's, once
-        zero = np.zeros(1, f32)
-        self._new_history = history_features(np.zeros((1, t), f32), zero, zero, self._log_t)
-        self._new_gap = float(gap_feature(zero)[0])
+        self._buf = step_buffers(world, 1)
+        self._new_history = self._buf["new_history"]
+        self._new_gap = float(self._settings[kernels.C_NEW_GAP])
         self.obs: dict[str, np.ndarray] | None = None
         self._tab: np.ndarray | None = None
         self._rngs = np.zeros((2, 6), dtype=np.int64)
-        self._bound: tuple = ()
-        self._fields: list[np.ndarray] = []
+        self._fields: list[Any] = []
         self._keep: list[np.ndarray] = []
         self._reasoning: str | None = None
         self._mindset: str | None = None
@@ -126,54 +85,15 @@ class SingleUserStep:
     def _bind(self) -> bool:
         """Point the address table at the world's current arrays and generators; False if
         one of them does not have the layout the kernel expects."""
-        w, k = self.world, self._k
-        st, p, gen, obs = w.state, w.platform, w.candidates, self.obs
-        sim = w.simulator
-        assert st is not None and p is not None and w.cands is not None and obs is not None
-        assert isinstance(sim, ParametricUserModel)
-        names = [name for name, _, _ in k.ARRAYS]
-        arrays = dict(zip(names[4:28], sim.kernel_args(st), strict=True))
-        arrays.update(self._buf)
-        arrays.update(
-            cands=w.cands, follows=st.follows, patience=st.patience,
-            satisfaction=st.satisfaction, session_step=st.session_step,
-            session_index=st.session_index, instr_in_session=st.instructions_in_session,
-            instruction=p.instruction, steps_since_instruction=p.steps_since_instruction,
-            # the candidate generator's tables, as CandidateGenerator.sample passes them
-            counts=gen.counts, pop_prob=gen._pop_prob, pop_alias=gen._pop_alias,
-            fresh=gen._fresh, topic_items=gen._topic_items, topic_offsets=gen._topic_offsets,
-            topic_counts=gen._topic_counts, table=w.encoder._table,
-            source_onehot=w.encoder._source_onehot,
-            **{f"obs_{key}": obs[name] for key, name in OBS_NAMES.items()},
-        )  # fmt: skip
-        for name in ("topic_history", "ema_click", "ema_watch", "session_clicks",
-                     "session_watch", "total_clicks", "total_steps", "gap_hours",
-                     "instructions_total", "n_follows", "recent_items"):  # fmt: skip
-            arrays[name] = getattr(p, name)
-        for name in CONSTANTS:  # read-only tables: a contiguous copy is as good
-            arrays[name] = np.ascontiguousarray(arrays[name])
-        bound = k.bind_table(arrays)
+        assert self.obs is not None
+        bound = bind_world(self.world, self._buf, self.obs, self._rngs, self._settings)
         if bound is None:
             return False
-        self._tab, self._keep = bound
-        self._rngs[0] = k.rng_handle(w.rng_responses).view(np.int64)
-        self._rngs[1] = k.rng_handle(w.rng_candidates).view(np.int64)
-        self._settings[k.C_N_AVAILABLE] = gen.n_available
-        # what the table points into: the generators (kept alive here), the state objects
-        # and their fields (a field replaced rather than written into means a rebind)
-        self._bound = (st, p, w.cands, w.rng_responses, w.rng_candidates)
-        self._fields = [*vars(st).values(), *vars(p).values()]
+        self._tab, self._keep, self._fields = bound
         return True
 
     def _is_bound(self) -> bool:
-        w, b = self.world, self._bound
-        st, p = w.state, w.platform
-        return (
-            bool(b)
-            and b[0] is st and b[1] is p and b[2] is w.cands
-            and b[3] is w.rng_responses and b[4] is w.rng_candidates
-            and all(map(operator.is_, chain(vars(st).values(), vars(p).values()), self._fields))
-        )  # fmt: skip
+        return bool(self._fields) and is_bound(self.world, self._fields)
 
     # ------------------------------------------------------------------ reset
     def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -211,6 +131,9 @@ class SingleUserStep:
         if not self._is_bound() and not self._bind():
             self.usable = False
             raise FastPathUnavailable("array layout changed")  # before touching the world
+        if hooked(w.simulator):
+            self.usable = False
+            raise FastPathUnavailable("simulator hooked")  # World.step calls the hook
         b = self._buf
         a = np.asarray(action)
         if a.dtype != np.int64 or a.shape != b["action"].shape:
@@ -336,21 +259,6 @@ class SingleUserStep:
 class FastPathUnavailable(RuntimeError):
     """The world's arrays do not have the layout the kernel expects (raised before the
     step touches the world: the caller goes on with ``World.step``)."""
-
-
-CONSTANTS = (
-    "topic_idx", "topic_w", "topic_n", "item_latent", "quality", "creator_of", "nov_pop",
-    "item_pop", "item_era", "era_mean", "interest_base", "params", "counts", "pop_prob",
-    "pop_alias", "fresh", "topic_items", "topic_offsets", "topic_counts", "table",
-    "source_onehot",
-)  # fmt: skip
-"""The arrays of the address table that never change (catalog, model and encoder tables)."""
-
-OBS_NAMES = {
-    "cand": "candidates", "user": "user", "history": "history", "instruction": "instruction",
-    "counters": "counters", "ids": "candidate_ids", "recent": "recent_ids",
-}  # fmt: skip
-"""The kernel's observation buffers (``obs_<key>``) and the observation's keys."""
 
 
 def _reset_row(info: dict[str, Any], item_ids: np.ndarray) -> dict[str, Any]:

@@ -22,6 +22,13 @@ Randomness: three independent streams spawned from one seed — users (who is sa
 candidates (what the platform retrieves) and responses (what users do) — so that later
 evaluation can hold users and candidate draws fixed across policies (common random numbers).
 
+Compiled step: for the parametric simulator (text ``none`` or ``instructions``, no
+ground-truth info) ``respond``, ``advance`` and ``reset_rows`` run as a few compiled passes
+over the batch (``recoworld.envs.batch_step``), bit-identical to the numpy code here, which
+stays as the reference and the path of every other world (``set_compiled(False)`` forces
+it). Either way each step's observation arrays are fresh: nothing handed out is written
+into later.
+
 Slates: ``actions[b]`` holds k indices into user b's candidates. A repeated index is shown
 once; the repeated slot is empty (no response, counted in ``info['n_duplicates']``).
 """
@@ -37,6 +44,7 @@ from gymnasium import spaces
 
 from recoworld.catalog import CandidateGenerator, Catalog, MovieLensData, load_catalog
 from recoworld.catalog.representation import ItemRepresentation
+from recoworld.envs.batch_step import hooked
 from recoworld.envs.config import WorldConfig
 from recoworld.envs.observation import EMA, ObservationEncoder, PlatformState
 from recoworld.envs.reward import compose_reward
@@ -145,7 +153,34 @@ class World:
         self.cands: np.ndarray | None = None
         self.episode_id = np.zeros(n_users, dtype=np.int64)
         self._next_episode = 0
+        self._compiled = True
+        self._batch: Any = None  # the compiled step (batch_step.BatchStep), made on first use
         self.seed(None)
+
+    def set_compiled(self, on: bool) -> None:
+        """Use the compiled step where it applies (the default), or the numpy reference."""
+        self._compiled = on
+        self._batch = None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the next step takes the compiled path (module docstring)."""
+        return self._batch_step() is not None
+
+    def _batch_step(self) -> Any:
+        """The compiled step, bound to the current arrays; None where it does not apply."""
+        if not self._compiled:
+            return None
+        if self._batch is None:
+            from recoworld.envs import batch_step
+
+            if not batch_step.supports(self):
+                self._compiled = False
+                return None
+            self._batch = batch_step.BatchStep(self)
+        if hooked(self.simulator):
+            return None  # a hooked simulator: the numpy path calls the hook
+        return self._batch if self._batch.ready() else None
 
     def close(self) -> None:
         """Release the LLM backend if this world started it."""
@@ -182,6 +217,11 @@ class World:
         """Replace users ``rows`` with new ones (autoreset); writes their obs into ``obs``."""
         assert self.state is not None and self.platform is not None and self.cands is not None
         rows = np.asarray(rows, dtype=np.int64)
+        batch = self._batch_step()
+        if batch is not None and batch.reset_rows(np.ascontiguousarray(rows), obs, inject):
+            self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
+            self._next_episode += len(rows)
+            return self._reset_info(rows)
         self.simulator.replace_users(self.state, rows, self.rng_users)
         self.platform.assign(rows, self._fresh_platform(len(rows)))
         self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
@@ -255,15 +295,17 @@ class World:
         if st is None or p is None or cands is None:
             raise RuntimeError("World.step called before reset()")
         actions = self.check_actions(actions)
-        ep = self.config.episode
         b, k = actions.shape
+        active = np.ones(b, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        batch = self._batch_step()
+        if batch is not None:
+            return Responded(*batch.respond(actions, active))
+        ep = self.config.episode
         same = actions[:, :, None] == actions[:, None, :]
         valid = ~(same & np.tri(k, k, -1, dtype=bool)[None]).any(axis=2)
         items = np.take_along_axis(cands, actions, axis=1)
         session_index = st.session_index.copy()
         step_in_session = st.session_step.copy()
-
-        active = np.ones(b, dtype=bool) if active is None else np.asarray(active, dtype=bool)
         truth: dict[str, np.ndarray] = {}
         if ep.ground_truth_info:  # before the step: what the user would have liked now
             rel = self.simulator.relevance(st, cands)
@@ -305,13 +347,16 @@ class World:
         reward, terminated, truncated and info, as ``step``."""
         st, p = self.state, self.platform
         assert st is not None and p is not None
-        cont = np.flatnonzero(step.session_end & step.returned & ~step.last_session)
-        if cont.size:
-            self.simulator.start_session(st, cont, self.rng_responses)
-            p.start_session(cont, step.gap[cont])
-
-        self.cands = self._sample_candidates(None, inject)
-        obs = self._observe()
+        batch = self._batch_step()
+        if batch is not None:
+            obs = batch.advance(step, inject)
+        else:
+            cont = np.flatnonzero(step.session_end & step.returned & ~step.last_session)
+            if cont.size:
+                self.simulator.start_session(st, cont, self.rng_responses)
+                p.start_session(cont, step.gap[cont])
+            self.cands = self._sample_candidates(None, inject)
+            obs = self._observe()
         info = self._step_info(step)
         if step.truth:
             info.update(step.truth, instruction_vector=p.instruction.copy())

@@ -146,8 +146,10 @@ class LLMUserModel(HybridUserModel):
         self._clear_text(state, np.arange(n_users))
         return state
 
-    def replace_users(self, state: UserState, rows: np.ndarray, rng: np.random.Generator) -> None:
-        super().replace_users(state, rows, rng)
+    def replace_users(
+        self, state: UserState, rows: np.ndarray, rng: np.random.Generator, clear: bool = True
+    ) -> None:
+        super().replace_users(state, rows, rng, clear)
         if isinstance(state, LLMUserState):
             self._clear_text(state, rows)
 

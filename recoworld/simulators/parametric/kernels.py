@@ -154,18 +154,16 @@ def _consume(
         fatigue[b, t] += p[P_FATIGUE_CLICK] * ct
         exposure[b, t] += ct * w
         mass += ct
-    # interest drifts towards this item's topics, away from the rest
+    # interest drifts towards this item's topics, away from the rest (each topic once,
+    # from its value before the click; for a topic listed twice the last weight counts)
     rate = p[P_INTEREST_LR] * w
-    on = np.empty(n_q, dtype=np.float64)
-    for q in range(n_q):
-        t = topic_idx[item, q]
-        x = interest[b, t] + rate * (topic_w[item, q] - mass * interest[b, t])
-        on[q] = min(max(x, 0.0), 1.0)
     for t in range(interest.shape[1]):
-        x = interest[b, t] + rate * (0.0 - mass * interest[b, t])
+        target = 0.0
+        for q in range(n_q):
+            if topic_idx[item, q] == t:
+                target = topic_w[item, q]
+        x = interest[b, t] + rate * (target - mass * interest[b, t])
         interest[b, t] = min(max(x, 0.0), 1.0)
-    for q in range(n_q):
-        interest[b, topic_idx[item, q]] = on[q]
 
 
 @njit(cache=True, nogil=True)

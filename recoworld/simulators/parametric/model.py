@@ -223,12 +223,15 @@ class ParametricUserModel:
         self.replace_users(state, np.arange(n_users), rng)
         return state
 
-    def replace_users(self, state: UserState, rows: np.ndarray, rng: np.random.Generator) -> None:
+    def replace_users(
+        self, state: UserState, rows: np.ndarray, rng: np.random.Generator, clear: bool = True
+    ) -> None:
         """Put new users into ``rows`` of ``state`` in place (autoreset without allocating
         [n, N] arrays): take the next users of the trait stream (``TraitStream``: the j-th
         user drawn from ``rng`` is the same however the draws are batched, so every policy
         run with the same seed meets the same users in the same order), clear everything
-        they have lived through."""
+        they have lived through (``clear=False`` leaves that to the caller: the world's
+        compiled step clears those rows in its own pass)."""
         cfg = self.config
         if len(rows) == 0:
             return
@@ -236,16 +239,18 @@ class ParametricUserModel:
         for name in ("interest", "latent", "novelty_static", "patience", "era", "population_row"):
             getattr(state, name)[rows] = traits[name]
         state.segment[rows] = traits.get("segment", -1)
+        spread = cfg.novelty_session_spread
+        state.novelty_session[rows] = np.clip(
+            traits["novelty_static"] + spread * traits["session_noise"], 0.0, 1.0
+        ).astype(np.float32)
+        if not clear:
+            return
         for name in ("fatigue", "exposure", "creator_affinity", "creator_clicks", "follows",
                      "seen", "consumed", "session_step", "session_index",
                      "instructions_in_session", "instruction_vec"):  # fmt: skip
             getattr(state, name)[rows] = 0
         state.satisfaction[rows] = cfg.satisfaction_init
         state.instruction_age[rows] = INACTIVE
-        spread = cfg.novelty_session_spread
-        state.novelty_session[rows] = np.clip(
-            traits["novelty_static"] + spread * traits["session_noise"], 0.0, 1.0
-        ).astype(np.float32)
 
     def use_segments(
         self, segments: list[SegmentSpec] | None, movielens: MovieLensData | None = None
