@@ -15,11 +15,15 @@ under guided decoding. The response cache is off so every turn is computed.
   (contrastive log-prob scoring of every shown item; with narration, plus one generated
   reason + mindset per user-turn) and generate mode (one generated JSON review per turn).
 
+World rows run ``--warmup`` untimed steps first (engine warm-up, grammar compilation) and
+report the seconds spent in the backend's scoring and generation calls and the share of
+scored (prompt, item) pairs read from the score cache.
+
 Targets (2 cores, SmolLM2-135M): batched >= 5x sequential; hybrid >= 50 user-turns/s;
-schema-valid at the first try >= 95 %.
+schema-valid at the first try >= 95 %; LLM world in score mode, 64 users >= 5 user-turns/s.
 
     python benchmarks/llm_throughput.py [--users 64] [--sequential 8] [--hybrid-steps 30]
-        [--llm-users 32] [--llm-steps 4]
+        [--llm-users 64] [--llm-steps 4] [--warmup 1] [--only all|llm-world|llm-score]
 """
 
 from __future__ import annotations
@@ -90,23 +94,51 @@ def measure(backend, requests, one_by_one: bool) -> dict:
     }
 
 
-def world_rate(cfg, backend, users: int, steps: int) -> tuple[dict, dict]:
-    """User-turns/s of a world stepped by a random slate policy."""
+def world_rate(cfg, backend, users: int, steps: int, warmup: int = 1) -> tuple[dict, dict]:
+    """User-turns/s of a world stepped by a random slate policy, after ``warmup`` untimed
+    steps (engine warm-up, grammar compilation); also the seconds spent in the backend's
+    scoring and generation calls, and the share of scored pairs read from the score cache."""
     from recoworld import RecoWorldVectorEnv
 
     env = RecoWorldVectorEnv(num_envs=users, config=cfg, llm_backend=backend)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     m, k = env.world.n_candidates, env.world.slate_size
+    spent = {"scoring_s": 0.0, "generate_s": 0.0}
+    timed = {"continuation_logprobs": "scoring_s", "generate": "generate_s"}
+    originals = {name: getattr(backend, name) for name in timed}
+
+    def timer(name: str):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return originals[name](*args, **kwargs)
+            finally:
+                spent[timed[name]] += time.perf_counter() - start
+
+        return call
+
+    for _ in range(warmup):
+        env.step(np.argsort(rng.random((users, m)), axis=1)[:, :k])
+    scorer = getattr(env.world.simulator, "scorer", None)
+    before = dict(scorer.stats) if scorer is not None else {"pairs": 0, "cached": 0}
+    for name in timed:
+        setattr(backend, name, timer(name))
     turns = 0
     start = time.perf_counter()
-    for _ in range(steps):
-        _, _, _, _, info = env.step(np.argsort(rng.random((users, m)), axis=1)[:, :k])
-        turns += int(info["_click"].sum())
+    try:
+        for _ in range(steps):
+            _, _, _, _, info = env.step(np.argsort(rng.random((users, m)), axis=1)[:, :k])
+            turns += int(info["_click"].sum())
+    finally:
+        for name in timed:
+            delattr(backend, name)  # back to the class's methods
     seconds = time.perf_counter() - start
-    return {"turns": turns, "seconds": seconds, "turns_per_s": turns / seconds}, dict(
-        env.world.simulator.stats
-    )
+    out = {"turns": turns, "seconds": seconds, "turns_per_s": turns / seconds, **spent}
+    if scorer is not None:
+        pairs = scorer.stats["pairs"] - before["pairs"]
+        out["score_cache_hits"] = (scorer.stats["cached"] - before["cached"]) / max(pairs, 1)
+    return out, dict(env.world.simulator.stats)
 
 
 def main() -> None:
@@ -115,49 +147,81 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=8)
     parser.add_argument("--hybrid-users", type=int, default=256)
     parser.add_argument("--hybrid-steps", type=int, default=30)
-    parser.add_argument("--llm-users", type=int, default=32)
+    parser.add_argument("--llm-users", type=int, default=64)
     parser.add_argument("--llm-steps", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed world steps first")
+    parser.add_argument(
+        "--only",
+        choices=("all", "llm-world", "llm-score"),
+        default="all",
+        help="llm-world: only the LLM world rows; llm-score: only its score-mode rows",
+    )
     args = parser.parse_args()
 
     from recoworld.envs.config import WorldConfig
     from recoworld.llm import make_backend
     from recoworld.llm.config import LLMConfig, VLLMEngineConfig
 
-    requests = build_requests(args.users)
     results: dict[str, dict] = {}
     base = {"cache": False, "max_tokens": 200, "on_invalid": "record"}
-
-    backend = make_backend(LLMConfig(**base, vllm=VLLMEngineConfig(enable_prefix_caching=False)))
-    backend.generate(requests[:2], SlateReview)  # warm-up
-    results["sequential"] = measure(backend, requests[: args.sequential], one_by_one=True)
-    results["batched"] = measure(backend, requests, one_by_one=False)
-    backend.close()
+    world = {"catalog": {"source": "movielens"}, "users": {"source": "movielens"}}
+    stats: dict = {}
+    if args.only == "all":
+        requests = build_requests(args.users)
+        backend = make_backend(
+            LLMConfig(**base, vllm=VLLMEngineConfig(enable_prefix_caching=False))
+        )
+        backend.generate(requests[:2], SlateReview)  # warm-up
+        results["sequential"] = measure(backend, requests[: args.sequential], one_by_one=True)
+        results["batched"] = measure(backend, requests, one_by_one=False)
+        backend.close()
 
     backend = make_backend(LLMConfig(**base))
-    backend.generate(requests[:2], SlateReview)  # warm-up (and the shared prefix)
-    results["batched + prefix cache"] = measure(backend, requests, one_by_one=False)
-
-    world = {"catalog": {"source": "movielens"}, "users": {"source": "movielens"}}
-    hybrid = WorldConfig.model_validate(
-        {**world, "simulator": "hybrid", "episode": {"slate_size": 3, "text_info": "instructions"}}
-    )
-    results["hybrid world"], stats = world_rate(hybrid, backend, args.hybrid_users,
-                                                args.hybrid_steps)  # fmt: skip
-    results["hybrid world"]["llm_calls"] = stats["instructions"]
-    for mode, text in (("score", "instructions"), ("score", "all"), ("generate", "all")):
+    if args.only == "all":
+        backend.generate(requests[:2], SlateReview)  # warm-up (and the shared prefix)
+        results["batched + prefix cache"] = measure(backend, requests, one_by_one=False)
+        hybrid = WorldConfig.model_validate(
+            {**world, "simulator": "hybrid",
+             "episode": {"slate_size": 3, "text_info": "instructions"}}
+        )  # fmt: skip
+        results["hybrid world"], stats = world_rate(hybrid, backend, args.hybrid_users,
+                                                    args.hybrid_steps, args.warmup)  # fmt: skip
+        results["hybrid world"]["llm_calls"] = stats["instructions"]
+    rows = [("score", "instructions"), ("score", "all"), ("generate", "all")]
+    if args.only == "llm-score":
+        rows = rows[:2]
+    for mode, text in rows:
         cfg = WorldConfig.model_validate({
             **world, "simulator": "llm", "llm_user": {"mode": mode},
             "episode": {"slate_size": 3, "text_info": text},
         })  # fmt: skip
         name = f"llm world, {mode}" + (" + narration" if mode == "score" and text == "all" else "")
-        results[name], _ = world_rate(cfg, backend, args.llm_users, args.llm_steps)
+        results[name], llm_stats = world_rate(cfg, backend, args.llm_users, args.llm_steps,
+                                              args.warmup)  # fmt: skip
+        counted = ("instructions", "narrated", "narration_fallback")
+        results[name]["llm_calls"] = {key: llm_stats.get(key, 0) for key in counted}
     backend.close()
 
-    seq = results["sequential"]["turns_per_s"]
-    print(f"{'mode':<26}{'user-turns/s':>14}{'x sequential':>14}{'valid 1st try':>15}")
+    seq = results["sequential"]["turns_per_s"] if "sequential" in results else None
+    print(f"{'mode':<30}{'user-turns/s':>14}{'x sequential':>14}{'valid 1st try':>15}"
+          f"{'scoring s':>11}{'generate s':>12}{'cache hits':>12}")  # fmt: skip
     for name, r in results.items():
         valid = f"{r['first_try_valid']:.0%}" if "first_try_valid" in r else "-"
-        print(f"{name:<26}{r['turns_per_s']:>14.1f}{r['turns_per_s'] / seq:>13.1f}x{valid:>15}")
+        ratio = f"{r['turns_per_s'] / seq:>13.1f}x" if seq else f"{'-':>14}"
+        extra = "".join(
+            f"{r[key]:>{width}.1f}" if key in r else f"{'-':>{width}}"
+            for key, width in (("scoring_s", 11), ("generate_s", 12))
+        )
+        hits = f"{r['score_cache_hits']:>12.0%}" if "score_cache_hits" in r else f"{'-':>12}"
+        print(f"{name:<30}{r['turns_per_s']:>14.1f}{ratio}{valid:>15}{extra}{hits}")
+    llm_rows = [name for name in results if name.startswith("llm world")]
+    for name in llm_rows:  # warm-up and timed steps together
+        print(f"{name}: generation requests {results[name]['llm_calls']}")
+    print(f"LLM world: {args.llm_users} users, {args.llm_steps} timed steps after "
+          f"{args.warmup} warm-up step(s); target score mode >= 5 user-turns/s "
+          f"({'met' if results[llm_rows[0]]['turns_per_s'] >= 5 else 'MISSED'})")  # fmt: skip
+    if args.only != "all":
+        return
     print(f"mean prompt tokens: {results['batched']['prompt_tokens']:.0f}; hybrid LLM calls: "
           f"{stats['instructions']} for {results['hybrid world']['turns']} user-turns; "
           f"paraphrases kept: "

@@ -17,7 +17,8 @@ concatenated token ids with ``prompt_logprobs=0`` and reads the continuation pos
 Prompt log-prob requests skip the prefix cache by default; following the measurement in
 docs/platform.md#prefix-cache-scoring (5.6x more prompts/s, bit-identical log-probs) each
 distinct prefix is run once to fill the cache, then the batch reads it
-(``skip_reading_prefix_cache=False``). Cached positions carry no valid log-probs, so a
+(``skip_reading_prefix_cache=False``); a prefix shorter than one KV block (``block_size``)
+cannot be cached and is not run on its own. Cached positions carry no valid log-probs, so a
 request whose cache hit reaches into its continuation (``num_cached_tokens`` > prefix
 length) is recomputed without the cache.
 
@@ -246,10 +247,13 @@ class VLLMBackend(LLMBackend):
             {"prompt_token_ids": prefix_ids[p] + c} for p, c in zip(prefixes, cont_ids, strict=True)
         ]
         use_cache = self.config.vllm.enable_prefix_caching
+        # only full KV blocks are cached: a prefix shorter than one block (the "You love
+        # {tastes}." prompts of the score mode are ~10 tokens) gains nothing from a fill
+        fill = [ids for ids in prefix_ids.values() if len(ids) >= self.config.vllm.block_size]
         try:
-            if use_cache:  # fill the cache with each distinct prefix once
+            if use_cache and fill:  # fill the cache with each distinct cacheable prefix once
                 self.engine.generate(
-                    [{"prompt_token_ids": ids} for ids in prefix_ids.values()],
+                    [{"prompt_token_ids": ids} for ids in fill],
                     SamplingParams(max_tokens=1, detokenize=False),
                     use_tqdm=False,
                 )
