@@ -626,6 +626,7 @@ def task_meta(task: TaskSpec) -> dict[str, Any]:
         "blind": task.blind,
         "margin": task.margin,
         "budget_steps": task.budget_steps,
+        "budget_unit": "user steps" if task.kind == "pettingzoo" else "env steps",
         "algorithms": task.algorithms,
         "baselines": task.baselines,
         "expected": task.expected,

@@ -111,7 +111,8 @@ def _protocol_line(task: dict[str, Any]) -> str:
     p, meta = task["protocol"], task["task"]
     return (
         f"exploiting oracle `{meta['exploit']}`, blind oracle `{meta['blind']}`; "
-        f"budget {p['budget']} env steps per run; training seeds {p['training_seeds']}; "
+        f"budget {p['budget']} {meta.get('budget_unit', 'env steps')} per run; "
+        f"training seeds {p['training_seeds']}; "
         f"evaluation seeds {p['eval_seeds']} × {p['episodes']} lives ({p['users']} users)"
     )
 

@@ -351,3 +351,4 @@ def test_quick_profile_trains_the_population(ray_session, tmp_path) -> None:
     manifest = tmp_path / "runs" / "Population-v0" / "ppo" / "seed_0" / "manifest.json"
     assert json.loads(manifest.read_text())["config"]["population"]["n_users"] == 256
     assert ppo["vs_popular"]["n"] == 16  # the quick profile's 16 users, paired by slot
+    assert "budget 256 user steps per run" in (tmp_path / "benchmark.md").read_text()
