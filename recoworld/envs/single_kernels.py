@@ -338,80 +338,21 @@ def step_kernel(phase, tab, rngs, settings, scalars):  # type: ignore[no-untyped
 
 @njit(cache=True, nogil=True)
 def _respond(tab, rngs, settings, scalars):  # type: ignore[no-untyped-def]
-    """The slate's checks, ``respond_batch`` for user 0, the session's end (PAUSED)."""
-    f32, i64, b1, i32 = np.float32, np.int64, np.bool_, np.int32
-    action = _a1(tab, A_ACTION, i64)
-    cands = _a2(tab, A_CANDS, i64)
-    items = _a2(tab, A_ITEMS, i64)
-    valid = _a2(tab, A_VALID, b1)
-    click = _a2(tab, A_CLICK, b1)
-    watch = _a2(tab, A_WATCH, f32)
-    like = _a2(tab, A_LIKE, b1)
-    follow = _a2(tab, A_FOLLOW, b1)
-    gift = _a2(tab, A_GIFT, b1)
-    comps = _a3(tab, A_COMPS, f32)
-    nov = _a2(tab, A_NOV, f32)
-    util = _a2(tab, A_UTIL, f32)
-    probs = _a2(tab, A_PROBS, f32)
-    leave = _a1(tab, A_LEAVE, b1)
-    instructed = _a1(tab, A_INSTRUCTED, b1)
-    p_leave = _a1(tab, A_P_LEAVE, f32)
-    unmet = _a1(tab, A_UNMET, f32)
-    choice = _a1(tab, A_CHOICE, i64)
-    clicked_topics = _a2(tab, A_CLICKED_TOPICS, f32)
-    session_step = _a1(tab, A_SESSION_STEP, i32)
-    session_index = _a1(tab, A_SESSION_INDEX, i32)
-    satisfaction = _a1(tab, A_SATISFACTION, f32)
+    """The slate's checks, ``_slate_respond`` for user 0, the session's end (PAUSED)."""
+    b1, i32 = np.bool_, np.int32
+    action = _a1(tab, A_ACTION, np.int64)
+    m = _a2(tab, A_CANDS, np.int64).shape[1]
     k = action.shape[0]
-    m = cands.shape[1]
     for j in range(k):
         if action[j] < 0 or action[j] >= m:
             return BAD_ACTION
-    n_dup = 0
-    for j in range(k):
-        items[0, j] = cands[0, action[j]]
-        ok = True
-        for q in range(j):
-            if action[q] == action[j]:
-                ok = False
-                break
-        valid[0, j] = ok
-        n_dup += not ok
-        click[0, j] = False
-        watch[0, j] = 0.0
-        like[0, j] = False
-        follow[0, j] = False
-        gift[0, j] = False
-        nov[0, j] = 0.0
-        util[0, j] = 0.0
-        probs[0, j] = 0.0
-        for q in range(comps.shape[2]):
-            comps[0, j, q] = 0.0
-    probs[0, k] = 0.0
-    leave[0] = False
-    instructed[0] = False
-    p_leave[0] = 0.0
-    unmet[0] = 0.0
-    choice[0] = 0
-    clicked_topics[0, :] = 0.0
-    scalars[S_SESSION] = session_index[0]
+    session_step = _a1(tab, A_SESSION_STEP, i32)
+    leave = _a1(tab, A_LEAVE, b1)
+    instructed = _a1(tab, A_INSTRUCTED, b1)
+    scalars[S_SESSION] = _a1(tab, A_SESSION_INDEX, i32)[0]
     scalars[S_STEP] = session_step[0]
-    scalars[S_N_DUP] = n_dup
-    respond_batch(
-        _generator(rngs[0]), np.ones(1, dtype=b1), items, valid, _a2(tab, A_TOPIC_IDX, i64),
-        _a2(tab, A_TOPIC_W, f32), _a1(tab, A_TOPIC_N, i64), _a2(tab, A_ITEM_LATENT, f32),
-        _a1(tab, A_QUALITY, f32), _a1(tab, A_CREATOR_OF, i64), _a1(tab, A_NOV_POP, f32),
-        _a1(tab, A_ITEM_POP, f32), _a1(tab, A_ITEM_ERA, f32), _a1(tab, A_ERA_MEAN, np.float64),
-        _a1(tab, A_INTEREST_BASE, f32), _a2(tab, A_INTEREST, f32), _a2(tab, A_LATENT, f32),
-        _a1(tab, A_ERA, f32), _a1(tab, A_NOVELTY_SESSION, f32), _a2(tab, A_FATIGUE, f32),
-        _a2(tab, A_EXPOSURE, f32), _a2(tab, A_AFFINITY, f32), _a2(tab, A_CREATOR_CLICKS, f32),
-        _a2(tab, A_SEEN, np.uint8), _a2(tab, A_CONSUMED, np.uint8),
-        _a2(tab, A_INSTR_VEC, f32), _a1(tab, A_INSTR_AGE, i32),
-        _a1(tab, A_PARAMS, np.float64), _a2(tab, A_FOLLOWS, b1), _a1(tab, A_PATIENCE, f32),
-        satisfaction, session_step, _a1(tab, A_INSTR_IN_SESSION, i32), click, watch, like,
-        follow, gift, comps, nov, util, probs, leave, instructed, p_leave, unmet, choice,
-        clicked_topics, _a2(tab, A_PREF, f32), False,
-    )  # fmt: skip
+    scalars[S_N_DUP] = _slate_respond(tab, rngs, action.reshape((1, k)), np.ones(1, dtype=b1))
+    satisfaction = _a1(tab, A_SATISFACTION, np.float32)
     session_end = leave[0] or session_step[0] >= settings[C_MAX_STEPS]
     scalars[S_LEFT] = leave[0]
     scalars[S_SESSION_END] = session_end
@@ -639,13 +580,11 @@ def _sample(rng, tab, settings, b):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def batch_respond(tab, rngs, settings):  # type: ignore[no-untyped-def]
-    """``World.respond`` up to the rare events, for every row: the slates' items and
-    duplicate masks from ``actions`` (checked by the caller), cleared response buffers,
-    ``respond_batch`` for the ``active`` rows, and the session ends. Returns (number of
-    session ends, number of instructions)."""
+def _slate_respond(tab, rngs, actions, active):  # type: ignore[no-untyped-def]
+    """The slates' items and duplicate masks from ``actions`` [n, k] (checked by the
+    caller), cleared response buffers, ``respond_batch`` for the ``active`` rows; returns
+    the number of duplicate slots. Shared by the B = 1 step and the batched one."""
     f32, i64, b1, i32 = np.float32, np.int64, np.bool_, np.int32
-    actions = _a2(tab, A_ACTIONS, i64)
     cands = _a2(tab, A_CANDS, i64)
     items = _a2(tab, A_ITEMS, i64)
     valid = _a2(tab, A_VALID, b1)
@@ -665,9 +604,8 @@ def batch_respond(tab, rngs, settings):  # type: ignore[no-untyped-def]
     choice = _a1(tab, A_CHOICE, i64)
     clicked_topics = _a2(tab, A_CLICKED_TOPICS, f32)
     session_step = _a1(tab, A_SESSION_STEP, i32)
-    active = _a1(tab, A_ACTIVE, b1)
-    session_end = _a1(tab, A_SESSION_END, b1)
     n_users, k = actions.shape
+    n_dup = 0
     for b in range(n_users):
         for j in range(k):
             items[b, j] = cands[b, actions[b, j]]
@@ -677,6 +615,7 @@ def batch_respond(tab, rngs, settings):  # type: ignore[no-untyped-def]
                     ok = False
                     break
             valid[b, j] = ok
+            n_dup += not ok
             click[b, j] = False
             watch[b, j] = 0.0
             like[b, j] = False
@@ -709,10 +648,25 @@ def batch_respond(tab, rngs, settings):  # type: ignore[no-untyped-def]
         watch, like, follow, gift, comps, nov, util, probs, leave, instructed, p_leave, unmet,
         choice, clicked_topics, _a2(tab, A_PREF, f32), False,
     )  # fmt: skip
+    return n_dup
+
+
+@njit(cache=True, nogil=True)
+def batch_respond(tab, rngs, settings):  # type: ignore[no-untyped-def]
+    """``World.respond`` up to the rare events, for every row: ``_slate_respond`` on
+    ``actions`` for the ``active`` rows, then the session ends. Returns (number of session
+    ends, number of instructions)."""
+    b1 = np.bool_
+    active = _a1(tab, A_ACTIVE, b1)
+    _slate_respond(tab, rngs, _a2(tab, A_ACTIONS, np.int64), active)
+    leave = _a1(tab, A_LEAVE, b1)
+    instructed = _a1(tab, A_INSTRUCTED, b1)
+    session_step = _a1(tab, A_SESSION_STEP, np.int32)
+    session_end = _a1(tab, A_SESSION_END, b1)
     n_end = 0
     n_instructed = 0
     max_steps = settings[C_MAX_STEPS]
-    for b in range(n_users):
+    for b in range(active.shape[0]):
         end = (leave[b] or session_step[b] >= max_steps) and active[b]
         session_end[b] = end
         n_end += end

@@ -40,10 +40,8 @@ valid. RMSE and MAE pooled over ratings, bootstrap CIs over users.
 
 from __future__ import annotations
 
-import base64
 import html
 import importlib.util
-import io
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -98,6 +96,7 @@ from recoworld.evaluation.fidelity_ranking import (
     Lives,
     policy_ranking,
 )
+from recoworld.evaluation.report.figures import png_base64
 from recoworld.evaluation.report.tables import markdown_table
 from recoworld.policies.interactions import Interactions
 from recoworld.policies.item_knn import ItemKNNRecommender
@@ -943,10 +942,7 @@ def _figure_png(results: dict[str, Any]) -> str | None:
                     marker="o", color=f"C{j}", label=n if kind == "uniform" else None)  # fmt: skip
     ax.set_title("F1 by ratio (solid: uniform, dashed: popularity-matched)", fontsize=8)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_base64(fig, dpi=None)
 
 
 def _html_table(rows: list[dict[str, str]]) -> str:
