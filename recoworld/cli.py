@@ -509,13 +509,15 @@ def cmd_fidelity_card(args: argparse.Namespace) -> int:
         updates["ppo_checkpoint"] = str(args.ppo)
     if args.no_ranking:
         updates["ranking"] = False
+    if args.task is not None:
+        updates["task"] = args.task
     llm = _card_llm_config(args)
     if llm is not None:
         updates["llm"] = llm
     cfg = FidelityCardConfig.model_validate(cfg.model_dump() | updates)
     console.print(f"[bold]Fidelity report card[/]{' (quick profile)' if cfg.quick else ''}: "
-                  f"MovieLens-100k, seed {cfg.seed}, ratios {cfg.ratios}, "
-                  f"negatives {cfg.negatives}")  # fmt: skip
+                  f"MovieLens-100k, the user of {cfg.task}, seed {cfg.seed}, "
+                  f"ratios {cfg.ratios}, negatives {cfg.negatives}")  # fmt: skip
     results = run_card(cfg)
     paths = write_card(results, args.out)
     write_manifest(args.out, cfg.model_dump(mode="json"), cfg.seed)
@@ -767,6 +769,10 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--seed", type=int, default=0, help="seed of split, users and lists")
     card.add_argument("--users", type=_positive, help="a seeded subset of the eligible users")
     card.add_argument("--boot", type=_positive, help="bootstrap resamples (default 2000)")
+    card.add_argument(
+        "--task", help="the MovieLens task whose user is scored: MovieLens-v1 (the default; "
+        "latent taste from who watches what) or MovieLens-v0 (from star ratings)",
+    )  # fmt: skip
     card.add_argument(
         "--ppo", help="a trained PPO checkpoint to rank beside the baselines (optional)"
     )

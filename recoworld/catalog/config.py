@@ -44,7 +44,13 @@ class MovieLensCatalogConfig(StrictModel):
         description="Add director and cast from bokeh-sampledata's CC0 movies.db when installed "
         "(directors become creators).",
     )
-    latent_dim: int = Field(16, ge=1, le=128, description="Rank of the rating-matrix SVD.")
+    latent_dim: int = Field(16, ge=1, le=128, description="Rank of the latent factors.")
+    latent: Literal["rating_svd", "implicit_als"] = Field(
+        "rating_svd",
+        description="How the films' and users' latent factors are fitted: 'rating_svd' (SVD "
+        "of the user-centred ratings: taste among rated films; MovieLens-v0's) or "
+        "'implicit_als' (implicit ALS on who rated what: whether a user watches a film).",
+    )
     like_threshold: float = Field(4.0, ge=1.0, le=5.0, description="Ratings >= this are likes.")
 
 

@@ -8,8 +8,10 @@ redistribution).
 
 Mapping to a ``Catalog``: the 19 genres (including ``unknown``) become topics; popularity is
 the rating count; quality is the Bayesian-shrunk mean rating mapped to [0, 1]; release time is
-mid-year of the release year; the latent vector is the item factor of a rank-D SVD of the
-user-centred rating matrix (user factors are kept for fitting simulated users). Optional
+mid-year of the release year; the latent vector is the item factor of the rating log's
+factorisation (``catalog.factorization``, by ``MovieLensCatalogConfig.latent``: a rank-D SVD
+of the user-centred ratings by default, or implicit ALS on who rated what); the user factors
+are kept for fitting simulated users. Optional
 enrichment from ``bokeh-sampledata``'s CC0 ``movies.db`` (Wikidata/OMDb) adds director
 (directors become creators), cast and runtime for the films it matches on normalised title
 and year (±1); films it does not match get their own one-film creator and the median runtime.
@@ -28,6 +30,7 @@ import pandas as pd
 
 from recoworld.catalog.catalog import Catalog
 from recoworld.catalog.config import MovieLensCatalogConfig
+from recoworld.catalog.factorization import latent_factors
 from recoworld.core.paths import package_dir, package_file
 
 RECBOLE_SPEC = "recbole==1.2.1"
@@ -53,8 +56,9 @@ class MovieLensData:
     user_age: np.ndarray  # [U] int
     user_gender: list[str]
     user_occupation: list[str]
-    user_latent: np.ndarray  # [U, D] from the same SVD as catalog.latent
+    user_latent: np.ndarray  # [U, D] from the same factorisation as catalog.latent
     like_threshold: float
+    latent_method: str = "rating_svd"  # how the factors were fitted (catalog.factorization)
 
     @property
     def n_users(self) -> int:
@@ -124,22 +128,6 @@ def _enrichment(titles: list[str], years: np.ndarray) -> list[dict[str, object] 
                 }
             )
     return out
-
-
-def svd_factors(
-    user_index: np.ndarray, item_index: np.ndarray, rating: np.ndarray, n_users: int,
-    n_items: int, dim: int,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Rank-``dim`` SVD of the user-mean-centred rating matrix (missing = 0)."""
-    counts = np.bincount(user_index, minlength=n_users)
-    means = np.bincount(user_index, weights=rating, minlength=n_users) / np.maximum(counts, 1)
-    matrix = np.zeros((n_users, n_items), dtype=np.float64)
-    matrix[user_index, item_index] = rating - means[user_index]
-    u, s, vt = np.linalg.svd(matrix, full_matrices=False)
-    root = np.sqrt(s[:dim])
-    users, items = u[:, :dim] * root, vt[:dim].T * root
-    scale = np.sqrt((items**2).sum(1).mean()) + 1e-8
-    return (users * scale).astype(np.float32), (items / scale).astype(np.float32)
 
 
 def load_movielens(config: MovieLensCatalogConfig | None = None) -> MovieLensData:
@@ -216,8 +204,8 @@ def _load_cached(config_json: str) -> MovieLensData:
                 text += f" Starring {', '.join(e['cast'])}."  # type: ignore[arg-type]
         descriptions.append(text + f" {duration[i]:.0f} min.")
 
-    user_latent, item_latent = svd_factors(
-        user_index, item_index, rating, n_users, n_items, cfg.latent_dim
+    user_latent, item_latent = latent_factors(
+        cfg.latent, user_index, item_index, rating, n_users, n_items, cfg.latent_dim
     )
     catalog = Catalog(
         name="movielens-100k",
@@ -251,4 +239,5 @@ def _load_cached(config_json: str) -> MovieLensData:
         user_occupation=users["occupation"].tolist(),
         user_latent=user_latent,
         like_threshold=cfg.like_threshold,
+        latent_method=cfg.latent,
     )

@@ -155,9 +155,10 @@ def sample_negatives(
 def training_view(data: MovieLensData, train: np.ndarray) -> MovieLensData:
     """``data`` restricted to the ratings in ``train``: the rating log, and everything
     ``load_movielens`` derives from ratings — popularity (counts), quality (the same
-    Bayesian-shrunk mean rating) and the rank-D SVD item/user factors — recomputed from the
-    training ratings only. Titles, genres, years and creators are unchanged."""
-    from recoworld.catalog.movielens import svd_factors
+    Bayesian-shrunk mean rating) and the item/user latent factors (by ``data``'s
+    ``latent_method``) — recomputed from the training ratings only. Titles, genres, years
+    and creators are unchanged."""
+    from recoworld.catalog.factorization import latent_factors
 
     train = np.asarray(train, dtype=bool)
     cat = data.catalog
@@ -166,7 +167,9 @@ def training_view(data: MovieLensData, train: np.ndarray) -> MovieLensData:
     sums = np.bincount(ii, weights=r, minlength=cat.n_items)
     prior_mean, prior_n = float(r.mean()), 10.0  # as in load_movielens
     quality = (((sums + prior_mean * prior_n) / (counts + prior_n) - 1.0) / 4.0).clip(0.0, 1.0)
-    user_latent, item_latent = svd_factors(ui, ii, r, data.n_users, cat.n_items, cat.latent_dim)
+    user_latent, item_latent = latent_factors(
+        data.latent_method, ui, ii, r, data.n_users, cat.n_items, cat.latent_dim
+    )
     catalog = dataclasses.replace(
         cat,
         popularity=counts,

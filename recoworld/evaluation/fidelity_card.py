@@ -54,6 +54,7 @@ from recoworld.catalog.movielens import MovieLensData
 from recoworld.catalog.splits import training_view
 from recoworld.core.atomic import atomic_write_json, atomic_write_text
 from recoworld.core.config import StrictModel
+from recoworld.envs.config import WorldConfig
 from recoworld.evaluation.fidelity_behaviour import (
     activity_stats,
     describe,
@@ -104,6 +105,7 @@ from recoworld.policies.matrix_factorization import ALSRecommender
 from recoworld.simulators.parametric.config import ParametricUserConfig
 from recoworld.simulators.parametric.model import ParametricUserModel
 from recoworld.simulators.parametric.movielens_fit import fit_movielens_population, fresh_state
+from recoworld.tasks.spec import load_task
 
 SIMULATOR = "simulated user (fitted parametric)"
 BASELINES = ("all-yes", "all-no", "popularity", "item-kNN", "MF (implicit ALS)")
@@ -133,6 +135,13 @@ class FidelityCardConfig(StrictModel):
     """Settings of the fidelity report card (defaults: the full card)."""
 
     seed: int = Field(0, description="Seed of the split, the calibration users and the lists.")
+    task: str = Field(
+        "MovieLens-v1",
+        description="The MovieLens task whose world's user the card scores: its catalog "
+        "settings (how latent taste is fitted) and user settings, and its world for the "
+        "policy ranking. MovieLens-v1: latent taste from who watches what (implicit ALS); "
+        "MovieLens-v0: from star ratings (rating SVD).",
+    )
     ratios: list[int] = Field([1, 2, 3, 9], description="Ratios 1:m of positives to negatives.")
     negatives: list[Literal["uniform", "popularity"]] = Field(
         ["uniform", "popularity"],
@@ -163,7 +172,7 @@ class FidelityCardConfig(StrictModel):
     )
     ranking_seeds: list[int] = Field(
         [1000, 1001, 1002, 1003, 1004], min_length=1,
-        description="World seeds (MovieLens-v0's evaluation seeds): every policy meets the "
+        description="World seeds (the MovieLens tasks' evaluation seeds): every policy meets the "
         "same lives.",
     )  # fmt: skip
     ranking_lives: int = Field(200, ge=8, description="Simulated user lives per seed.")
@@ -180,6 +189,21 @@ class FidelityCardConfig(StrictModel):
         description="LLM rows (the LLM user in score mode, the hybrid user) on a user subset; "
         "None: no LLM rows (the default, and the quick profile's: they need the LLM engine).",
     )
+
+    @field_validator("task")
+    @classmethod
+    def _movielens_task(cls, key: str) -> str:
+        world = load_task(key).world_config()
+        if world.catalog.source != "movielens" or world.users.source != "movielens":
+            raise ValueError(
+                f"task {key!r}: the card needs a MovieLens world (catalog.source and "
+                "users.source 'movielens'), e.g. MovieLens-v1 or MovieLens-v0"
+            )
+        return key
+
+    def world_config(self) -> WorldConfig:
+        """The task's world config (the card's catalog and user settings)."""
+        return load_task(self.task).world_config()
 
     @field_validator("ranking_policies")
     @classmethod
@@ -203,10 +227,13 @@ class FidelityCardConfig(StrictModel):
 # --------------------------------------------------------------------------- fitting
 
 
-def simulated_users(view: MovieLensData) -> ParametricUserModel:
-    """The MovieLens world's parametric user, fitted (traits and preference weights) on
-    ``view`` only, by the world's own code path."""
-    cfg = ParametricUserConfig(source="movielens")
+def simulated_users(
+    view: MovieLensData, config: ParametricUserConfig | None = None
+) -> ParametricUserModel:
+    """The MovieLens world's parametric user (``config``: the world's ``users`` settings,
+    default ``ParametricUserConfig(source="movielens")``), fitted (traits and preference
+    weights) on ``view`` only, by the world's own code path."""
+    cfg = config or ParametricUserConfig(source="movielens")
     return ParametricUserModel(view.catalog, cfg, fit_movielens_population(view, cfg))
 
 
@@ -438,7 +465,13 @@ def run_card(
 
     cfg = config or FidelityCardConfig()
     start = time.time()
-    data = data if data is not None else load_movielens()
+    world = cfg.world_config()
+    data = data if data is not None else load_movielens(world.catalog.movielens)
+    if data.latent_method != world.catalog.movielens.latent:
+        raise ValueError(
+            f"fidelity card: the data's latent factors are {data.latent_method!r}; task "
+            f"{cfg.task} fits them by {world.catalog.movielens.latent!r}"
+        )
     split = agent4rec_split(
         data.user_index, data.item_index, data.rating, data.catalog.n_items, cfg.min_liked,
         fractions=(0.4, 0.3), calibration_share=cfg.calibration_share,
@@ -448,7 +481,7 @@ def run_card(
     leak = no_leak_check(data, split, view)
     if not leak["ok"]:
         raise RuntimeError(f"fidelity card: held-out ratings reached the fit: {leak}")
-    model = simulated_users(view)
+    model = simulated_users(view, world.users)
     cf = collaborative_scores(view)
     counts = view.catalog.popularity.astype(np.float64)
     bins = popularity_bin_of(counts, split.known_items, cfg.pop_bins)
@@ -486,6 +519,7 @@ def run_card(
         ranking, lives, _ = policy_ranking(
             data, split, view, cfg.ranking_policies, cfg.ranking_seeds, cfg.ranking_lives,
             cfg.ranking_slots, cfg.ranking_lists, cfg.n_boot, cfg.seed, bins, ppo,
+            task=cfg.task,
         )  # fmt: skip
         behaviour = _behaviour(cfg, data, split, lives)
     pop = model.population
@@ -505,8 +539,10 @@ def run_card(
             "known_items": int(split.known_items.sum()),
         },
         "simulator": {
-            "model": "ParametricUserModel, ParametricUserConfig(source='movielens') defaults, "
-            "fitted by fit_movielens_population on the train split's training view",
+            "model": f"ParametricUserModel with {cfg.task}'s user settings, fitted by "
+            "fit_movielens_population on the train split's training view",
+            "task": cfg.task,
+            "latent": world.catalog.movielens.latent,
             "decision": "yes iff relevance (click probability of the item shown alone) >= t",
             "weights": dict(pop.weights or {}),
         },
@@ -534,7 +570,9 @@ def _behaviour(
     u, i = data.user_index[mine], data.item_index[mine]
     su, si = shuffled_users(u, i, cfg.seed)
     sessions = session_gaps(data.user_index, data.timestamp, users, cfg.session_gap_hours)
-    gaps = gap_stats(sessions["gaps"], {p: lv.gaps for p, lv in lives.items()}, cfg.seed)
+    gaps = gap_stats(
+        sessions["gaps"], {p: lv.gaps for p, lv in lives.items()}, cfg.seed, cfg.n_boot
+    )
     gaps["real_sessions_per_user"] = describe(sessions["sessions"])
     gaps["sim_sessions_per_life"] = {p: describe(lv.returns + 1) for p, lv in lives.items()}
     gaps["rule"] = (
@@ -544,13 +582,17 @@ def _behaviour(
     return {
         "users": len(users),
         "activity": activity_stats(
-            per_user_counts(u, users), {p: lv.clicks for p, lv in lives.items()}, cfg.seed
+            per_user_counts(u, users),
+            {p: lv.clicks for p, lv in lives.items()},
+            cfg.seed,
+            cfg.n_boot,
         ),
         "genre": genre_stats(
             genre_shares(u, i, users, topics),
             genre_shares(su, si, users, topics),
             {p: shares_of(lv.topic_mass) for p, lv in lives.items()},
             cfg.seed,
+            cfg.n_boot,
         ),
         "gaps": gaps,
     }
@@ -710,7 +752,9 @@ def behaviour_rows(results: dict[str, Any], what: str) -> list[dict[str, str]]:
     rows.append({"sample": "real MovieLens users (reference)", label: "–", **extra(ref)})
     for name, dist in sec["distance"].items():
         d = sec["dispersion"][name] if what == "genre" else sec["sim"][name]
-        rows.append({"sample": f"simulated lives, policy {name}", label: _fmt(dist), **extra(d)})
+        ci = sec.get("distance_ci", {}).get(name)
+        shown = _fmt(dist) + (f" [{ci['lo']:.3f}, {ci['hi']:.3f}]" if ci else "")
+        rows.append({"sample": f"simulated lives, policy {name}", label: shown, **extra(d)})
     for name, dist in sec["baselines"].items():
         d = sec["dispersion"].get(name) if what == "genre" else None
         rows.append({"sample": f"baseline: {name}", label: _fmt(dist), **extra(d)})
@@ -718,9 +762,9 @@ def behaviour_rows(results: dict[str, Any], what: str) -> list[dict[str, str]]:
 
 
 RANKING_TEXT = [
-    "World: MovieLens-v0's world config with its MovieLens data replaced by the card's "
-    "training view (users, weights, popularity, quality and SVD factors from the train split "
-    "only), new users drawn from the scored users only. As shipped, the task fits its users "
+    "World: the card's task's world config with its MovieLens data replaced by the card's "
+    "training view (users, weights, popularity, quality and latent factors from the train "
+    "split only), new users drawn from the scored users only. As shipped, the task fits its users "
     "on every rating, test split included.",
     "Simulated ranking: every policy runs the same lives (same world seeds: common random "
     "numbers); mean return per life and return rate (returns / session ends), pooled.",

@@ -4,11 +4,12 @@ recommenders the way held-out real MovieLens interactions do?
 Owns the two rankings, their rank correlations with bootstrap CIs, and the simulated user
 lives that the behaviour statistics (``recoworld.evaluation.fidelity_behaviour``) read.
 
-**The world** is the task ``MovieLens-v0``'s world config with its MovieLens data replaced
-by the card's training view (``catalog.splits.training_view`` of the card's train split):
-the same fitted user as the card's discrimination section, and its users drawn only from
-the card's scored (evaluation) users. The task as shipped fits its users on every
-MovieLens rating, test split included, which would let the simulator see the ground truth.
+**The world** is the MovieLens task's world config (``MovieLens-v1`` unless the card names
+``MovieLens-v0``) with its MovieLens data replaced by the card's training view
+(``catalog.splits.training_view`` of the card's train split): the same fitted user as the
+card's discrimination section, and its users drawn only from the card's scored
+(evaluation) users. The task as shipped fits its users on every MovieLens rating, test
+split included, which would let the simulator see the ground truth.
 
 **Policies** (one object per policy, used on both sides): random, popular, item-kNN and MF
 (``policies``; the fitted two on the liked ratings of the train split, the world's own
@@ -61,7 +62,7 @@ from recoworld.policies.linucb import LinUCBRecommender
 from recoworld.policies.rollout import step_policy
 from recoworld.tasks.spec import load_task
 
-TASK = "MovieLens-v0"
+TASK = "MovieLens-v1"
 SIMULATOR_METRICS = ("mean_return", "return_rate")
 OFFLINE_METRICS = ("precision@3 uniform", "ndcg@3 uniform", "precision@3 popularity")
 PRIMARY = ("mean_return", "precision@3 uniform")
@@ -183,13 +184,18 @@ class GenreMatchRecommender:
 
 
 def ranking_world(
-    view: MovieLensData, users: np.ndarray, n_slots: int
+    view: MovieLensData, users: np.ndarray, n_slots: int, task: str = TASK
 ) -> tuple[RecoWorldVectorEnv, np.ndarray]:
-    """A vector env of the MovieLens-v0 world whose MovieLens data is ``view`` (the card's
-    training view: users, weights, popularity, quality and SVD factors from train only),
-    with new users drawn from the rows ``users`` only. Returns (env, users): a life's
-    ``population_row`` p is real user row ``users[p]``."""
-    cfg = load_task(TASK).world_config()
+    """A vector env of the MovieLens ``task``'s world whose MovieLens data is ``view`` (the
+    card's training view: users, weights, popularity, quality and latent factors from train
+    only, fitted the task's way), with new users drawn from the rows ``users`` only.
+    Returns (env, users): a life's ``population_row`` p is real user row ``users[p]``."""
+    cfg = load_task(task).world_config()
+    if view.latent_method != cfg.catalog.movielens.latent:
+        raise ValueError(
+            f"ranking world: the view's latent factors are {view.latent_method!r}; task "
+            f"{task} fits them by {cfg.catalog.movielens.latent!r}"
+        )
     env = RecoWorldVectorEnv(num_envs=n_slots, config=cfg, observation=IDS_VIEW)
     env.world.close()
     world = World(cfg, n_slots, catalog=view.catalog, movielens=view)
@@ -389,10 +395,11 @@ def policy_ranking(
     seed: int,
     bins: np.ndarray,
     ppo: Recommender | None = None,
+    task: str = TASK,
 ) -> tuple[dict[str, Any], dict[str, Lives], World]:
-    """The ranking section (module docstring): (results, lives per policy, the world).
-    ``bins``: popularity bins of the card's popularity-matched lists."""
-    env, users = ranking_world(view, split.evaluation, n_slots)
+    """The ranking section (module docstring): (results, lives per policy, the world of the
+    MovieLens ``task``). ``bins``: popularity bins of the card's popularity-matched lists."""
+    env, users = ranking_world(view, split.evaluation, n_slots, task)
     try:
         world = env.world
         factories = build_policies(env, names, seed, ppo)
@@ -455,7 +462,7 @@ def policy_ranking(
         for o in OFFLINE_METRICS
     }
     results = {
-        "task": TASK,
+        "task": task,
         "policies": policies,
         "per_policy": table,
         "agreement": pairs,

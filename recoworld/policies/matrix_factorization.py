@@ -25,9 +25,9 @@ x_b = 0, i.e. the prior's order.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from pydantic import Field
 
+from recoworld.catalog.factorization import implicit_als
 from recoworld.policies.collaborative import CollaborativeConfig, CollaborativeRecommender
 from recoworld.policies.interactions import Interactions
 
@@ -41,18 +41,6 @@ class ALSConfig(CollaborativeConfig):
     iterations: int = Field(15, ge=1, description="Alternating (users, items) rounds.")
     init_scale: float = Field(0.01, gt=0.0, description="Std of the initial factors.")
     seed: int = Field(0, description="Seed of the initial factors.")
-
-
-def _solve_side(
-    p: sp.csr_matrix, other: np.ndarray, regularization: float, alpha: float
-) -> np.ndarray:
-    """Exact ALS step for every row of ``p`` given the other side's factors [n, f]."""
-    n, f = other.shape
-    gram = other.T @ other + regularization * np.eye(f)
-    outer = (other[:, :, None] * other[:, None, :]).reshape(n, f * f)
-    a = gram[None] + alpha * np.asarray(p @ outer).reshape(-1, f, f)
-    rhs = (1.0 + alpha) * np.asarray(p @ other)
-    return np.linalg.solve(a, rhs[..., None])[..., 0]
 
 
 class ALSRecommender(CollaborativeRecommender):
@@ -74,14 +62,10 @@ class ALSRecommender(CollaborativeRecommender):
 
     def _fit(self, interactions: Interactions) -> None:
         cfg = self.config
-        p = interactions.matrix()
-        pt = p.T.tocsr()
-        rng = np.random.default_rng(cfg.seed)
-        users = rng.normal(0.0, cfg.init_scale, (p.shape[0], cfg.factors))
-        items = rng.normal(0.0, cfg.init_scale, (p.shape[1], cfg.factors))
-        for _ in range(cfg.iterations):
-            users = _solve_side(p, items, cfg.regularization, cfg.alpha)
-            items = _solve_side(pt, users, cfg.regularization, cfg.alpha)
+        users, items = implicit_als(
+            interactions.matrix(), cfg.factors, cfg.regularization, cfg.alpha,
+            cfg.iterations, cfg.init_scale, cfg.seed,
+        )  # fmt: skip
         self.user_factors = users
         self.item_factors = items
         self._gram = items.T @ items + cfg.regularization * np.eye(cfg.factors)

@@ -43,7 +43,7 @@ def test_config_defaults_and_names() -> None:
     assert cfg.tasks == task_keys() and "Population-v0" in cfg.tasks
     assert cfg.training_seeds() == [0, 1, 2, 3, 4]
     cfg = BenchmarkConfig(tasks=["MovieLens", "recoworld/Creators-v0"], algos=["ppo"])
-    assert cfg.tasks == ["MovieLens-v0", "Creators-v0"]
+    assert cfg.tasks == ["MovieLens-v1", "Creators-v0"]  # a bare name: its latest version
     task = load_task("MovieLens-v0")
     assert cfg.budget_for(task) == task.budget_steps
     assert cfg.eval_seeds_for(task) == task.check_seeds

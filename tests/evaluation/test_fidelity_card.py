@@ -180,8 +180,18 @@ def test_jsonable_is_strict():
     assert json.loads(out) == {"a": None, "b": [1.5, None], "c": None}
 
 
-def test_no_leak_heldout_ratings_never_enter_fitting(movielens):
-    data = movielens
+@pytest.mark.parametrize("latent", ["rating_svd", "implicit_als"])
+def test_no_leak_heldout_ratings_never_enter_fitting(movielens, latent):
+    """For both ways of fitting latent taste (MovieLens-v0's and MovieLens-v1's)."""
+    from recoworld.catalog import load_movielens
+    from recoworld.catalog.config import MovieLensCatalogConfig
+
+    data = (
+        movielens
+        if latent == "rating_svd"
+        else load_movielens(MovieLensCatalogConfig(latent=latent))
+    )
+    assert data.latent_method == latent
     n = data.catalog.n_items
     s = agent4rec_split(data.user_index, data.item_index, data.rating, n, max_users=80, seed=0)
     view = training_view(data, s.train)
@@ -201,6 +211,7 @@ def test_no_leak_heldout_ratings_never_enter_fitting(movielens):
     item[held] = (item[held] + 7) % n
     other = dataclasses.replace(data, rating=rating, item_index=item)
     view2 = training_view(other, s.train)
+    assert view.latent_method == view2.latent_method == latent
     a, b = simulated_users(view), simulated_users(view2)
     assert a.config.source == "movielens" and a.population is not None
     assert b.population is not None and a.population.weights == b.population.weights
@@ -223,6 +234,8 @@ def test_quick_cli_run(tmp_path):
         parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"),
     )
     assert results["config"]["quick"] and results["no_leak"]["ok"]
+    assert results["simulator"]["task"] == results["ranking"]["task"] == "MovieLens-v1"
+    assert results["simulator"]["latent"] == "implicit_als"
     one = results["discrimination"]["uniform"]["1:1"]
     assert (one["positives"], one["negatives"]) == (10, 10)
     assert set(results["discrimination"]) == {"uniform", "popularity"}
@@ -264,6 +277,21 @@ def test_quick_cli_run(tmp_path):
         assert heading in md, heading
     page = (out / "fidelity_card.html").read_text()
     assert "Policy-ranking agreement" in page and "Return gaps" in page
+
+
+def test_card_scores_the_named_movielens_task_and_refuses_others(tmp_path, capsys):
+    from recoworld.cli import main
+
+    out = tmp_path / "v0"
+    args = ["fidelity", "card", "--quick", "--no-ranking", "--task", "MovieLens-v0"]
+    assert main([*args, "--out", str(out)]) == 0
+    results = json.loads((out / "fidelity_card.json").read_text())
+    assert results["simulator"]["task"] == "MovieLens-v0" and results["ranking"] is None
+    assert results["simulator"]["latent"] == "rating_svd"
+    capsys.readouterr()
+    assert main(["fidelity", "card", "--quick", "--task", "Creators-v0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Creators-v0" in err and "MovieLens world" in err and "Traceback" not in err
 
 
 def test_cli_missing_ppo_checkpoint_is_a_usage_error(tmp_path, capsys):

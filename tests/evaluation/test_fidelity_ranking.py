@@ -12,6 +12,7 @@ from recoworld.evaluation.fidelity_behaviour import (
     activity_stats,
     gap_stats,
     genre_shares,
+    genre_stats,
     mean_normalised,
     mean_wasserstein,
     per_user_counts,
@@ -208,3 +209,26 @@ def test_gap_statistics_baselines():
     assert g["distance"]["short"] == pytest.approx(1.0)  # a decade on the log10 scale
     assert g["baselines"]["real split halves (noise floor)"] < 0.2
     assert g["baselines"]["exponential, real mean (memoryless)"] > 0.2
+
+
+def test_behaviour_distance_cis_cover_the_spread_of_resamples():
+    rng = np.random.default_rng(1)
+    real = rng.lognormal(4.0, 1.5, 600)
+    g = gap_stats(real, {"short": real[:300] / 10.0, "none": np.zeros(0)}, seed=0, n_boot=300)
+    ci = g["distance_ci"]["short"]
+    assert ci["n_boot"] == 300 and "none" not in g["distance_ci"]  # no gaps: no interval
+    assert ci["lo"] < g["distance"]["short"] < ci["hi"] and ci["hi"] - ci["lo"] < 0.5
+    assert gap_stats(real, {"short": real / 10.0}, seed=0)["distance_ci"] == {}  # off by default
+    # activity: normalisation happens inside each resample, so a rescaled copy stays
+    # closer than users who all rate at one rate
+    counts = rng.gamma(2.0, 50.0, 500)
+    sims = {"same": counts * 3.0, "flat": rng.poisson(counts.mean(), 500).astype(float)}
+    a = activity_stats(counts, sims, seed=0, n_boot=200)["distance_ci"]
+    assert 0.0 <= a["same"]["lo"] <= a["same"]["hi"] < a["flat"]["lo"]
+    # genre shares: a shifted sample's interval sits at the shift (resampling only adds
+    # to a pure shift, so the point can be at the interval's lower end)
+    shares = rng.dirichlet(np.ones(4), 400)
+    ge = genre_stats(shares, shares[::-1], {"shift": np.clip(shares + 0.05, 0, 1)}, n_boot=200)
+    lo, hi = ge["distance_ci"]["shift"]["lo"], ge["distance_ci"]["shift"]["hi"]
+    assert lo - 0.005 < ge["distance"]["shift"] < hi < 0.08
+    assert abs(ge["distance"]["shift"] - 0.05) < 0.01

@@ -20,7 +20,10 @@ from recoworld.tasks.check import check_phenomenon, normalized_score, reference_
 from recoworld.tasks.oracles import LENSES, TaskOracle, new_items
 from recoworld.tasks.spec import read_task, write_reference
 
-GYM_TASKS = ["ColdStart-v0", "Creators-v0", "Instructions-v0", "MovieLens-v0", "NoveltyIntent-v0"]
+GYM_TASKS = [
+    "ColdStart-v0", "Creators-v0", "Instructions-v0", "MovieLens-v0", "MovieLens-v1",
+    "NoveltyIntent-v0",
+]  # fmt: skip
 # sha256 (first 16 hex) of what defines each task: its world (or population) and the fields
 # of its proof and protocol (FROZEN_FIELDS). A task never changes once learners have seen it:
 # a change fails here; make a new version file instead. (Adding an algorithm to compare, with
@@ -34,6 +37,7 @@ FROZEN = {
     "Creators-v0": "7a0a4c6f49e2461c",
     "Instructions-v0": "b554b61fc870025d",
     "MovieLens-v0": "9d688abbcc272974",
+    "MovieLens-v1": "93f85661d9340a57",
     "NoveltyIntent-v0": "27367a3ba4ba542f",
     "Population-v0": "ab2db047485d6903",
 }
