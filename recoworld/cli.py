@@ -457,7 +457,7 @@ def _card_llm_config(args: argparse.Namespace) -> Any:
     from recoworld.evaluation.fidelity_llm import CardLLMConfig
 
     if not args.llm and not args.llm_config:
-        for flag in ("llm_users", "llm_calibration_users", "llm_ratios"):
+        for flag in ("llm_users", "llm_calibration_users", "llm_ratios", "llm_score_scales"):
             if getattr(args, flag) is not None:
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --llm or --llm-config")
         return None
@@ -467,7 +467,7 @@ def _card_llm_config(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--llm-config: {args.llm_config} not found")
         raw = read_yaml_mapping(args.llm_config)
     if args.llm:
-        rows = CardLLMConfig.for_models(args.llm).model_dump()["rows"]
+        rows = CardLLMConfig.for_models(args.llm, args.llm_score_scales).model_dump()["rows"]
         raw["rows"] = list(raw.get("rows", [])) + rows
     if args.llm_users is not None:
         raw["users"] = args.llm_users
@@ -476,6 +476,16 @@ def _card_llm_config(args: argparse.Namespace) -> Any:
     if args.llm_ratios is not None:
         raw["ratios"] = args.llm_ratios
     return CardLLMConfig.model_validate(raw).model_dump()
+
+
+def _scales(text: str) -> list[float]:
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected scales like 1,2,4,8: {text!r}") from err
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"expected scales >= 0 like 1,2,4,8: {text!r}")
+    return out
 
 
 def _ratios(text: str) -> list[int]:
@@ -797,6 +807,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--llm-calibration-users", type=_positive, help="calibration users of the LLM rows (24)"
     )
     card.add_argument("--llm-ratios", type=_ratios, help="ratios of the LLM rows, e.g. 1,3 (1)")
+    card.add_argument(
+        "--llm-score-scales", type=_scales, metavar="S1,S2,...",
+        help="score_scale values to try per --llm model, the best chosen on the calibration "
+        "users only (default: the LLM user's own, 4)",
+    )  # fmt: skip
     card.set_defaults(func=cmd_fidelity_card)
 
     cat = sub.add_parser("catalog", parents=[common], help="load a catalog and describe it")

@@ -505,7 +505,7 @@ def run_card(
         nonllm = {"all-yes": None, "all-no": None, **scorers}
         llm = llm_section(cfg.llm, data, split, view, model.population, nonllm, SIMULATOR,
                           bins, seed=cfg.seed, n_boot=cfg.n_boot, list_size=cfg.list_size,
-                          objective=cfg.objective)  # fmt: skip
+                          objective=cfg.objective, user_config=world.users)  # fmt: skip
         llm.pop("_per_user")
     ratings = _ratings(cfg, data, split, view, model)
     ranking: dict[str, Any] | None = None

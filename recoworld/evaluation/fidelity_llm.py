@@ -71,6 +71,21 @@ class CardLLMRow(StrictModel):
         default_factory=lambda: LLMUserConfig(narrate=False),
         description="The LLM user; only mode 'score' decides per film (narration is not read).",
     )
+    score_scales: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="llm_user.score_scale values to try: each is scored on the calibration "
+        "users only (threshold calibrated per list kind, the card's objective averaged over "
+        "them) and the best one is the model's scale on the scored users. None: the "
+        "llm_user's own score_scale.",
+    )
+
+    @field_validator("score_scales")
+    @classmethod
+    def _scales(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(not np.isfinite(v) or v < 0 for v in value):
+            raise ValueError(f"score_scales: every value must be finite and >= 0, got {value}")
+        return value
 
     @field_validator("llm_user")
     @classmethod
@@ -100,13 +115,18 @@ class CardLLMConfig(StrictModel):
     hybrid: bool = Field(True, description="Add the hybrid user's row (needs no LLM call).")
 
     @classmethod
-    def for_models(cls, models: list[str], **updates: Any) -> CardLLMConfig:
+    def for_models(
+        cls, models: list[str], score_scales: list[float] | None = None, **updates: Any
+    ) -> CardLLMConfig:
         """Rows for model names ('embedded'/'smollm2', 'gemma3-270m', a directory, a hub
-        name) on the in-process vLLM engine, with the default LLM user (score mode)."""
+        name) on the in-process vLLM engine, with the default LLM user (score mode) and, if
+        given, ``score_scales`` to calibrate per model."""
         rows = []
         for m in models:
             name = MODEL_ALIASES.get(m, m)
-            rows.append(CardLLMRow(llm=LLMConfig(model=name, cache=False)))
+            rows.append(
+                CardLLMRow(llm=LLMConfig(model=name, cache=False), score_scales=score_scales)
+            )
         return cls(rows=rows, **updates)
 
 
@@ -143,6 +163,15 @@ def llm_contrast(model: Any, population_rows: np.ndarray, items: np.ndarray) -> 
     state = fresh_state(model, population_rows)
     people = model.personas(state, np.arange(len(population_rows)))
     return model.scorer.score([p.likes for p in people], [p.dislikes for p in people], items)
+
+
+def calibration_objective(scores: np.ndarray, label: np.ndarray, objective: str) -> float:
+    """The card's ``objective`` (accuracy, F1 or their mean, averaged over users) that
+    ``scores`` reach on these lists at their own calibrated threshold."""
+    t = calibrate_threshold(scores, label, objective)  # type: ignore[arg-type]
+    m = user_metrics(scores >= t, label)
+    acc, f1 = float(m["accuracy"].mean()), float(m["f1"].mean())
+    return {"accuracy": acc, "f1": f1, "mean": 0.5 * (acc + f1)}[objective]
 
 
 def _thresholded(
@@ -204,11 +233,13 @@ def llm_section(
     list_size: int = 20,
     objective: str = "mean",
     backends: dict[str, Any] | None = None,
+    user_config: ParametricUserConfig | None = None,
 ) -> dict[str, Any]:
     """The LLM rows (module docstring). ``nonllm``: name -> scorer of a ``Lists`` (None for
     all-yes / all-no); ``reference``: the fitted parametric user's name among them;
     ``backends``: label -> an already started backend to use instead of building one from
-    the row's ``llm`` config (tests; the caller closes it)."""
+    the row's ``llm`` config (tests; the caller closes it); ``user_config``: the world's
+    user settings (default ``ParametricUserConfig(source="movielens")``)."""
     from recoworld.llm import make_backend
     from recoworld.llm.models import EMBEDDED_MODELS
     from recoworld.simulators.hybrid import HybridUserModel
@@ -222,7 +253,7 @@ def llm_section(
         full = discrimination_lists(data.user_index, data.item_index, split, m, kind,
                                     list_size, bins, seed)  # fmt: skip
         lists[(kind, m)] = (full.take(cal_users), full.take(ev_users))
-    pcfg = ParametricUserConfig(source="movielens")
+    pcfg = user_config or ParametricUserConfig(source="movielens")
     # scores[(kind, m)][name] = (calibration scores, evaluation scores)
     scores: dict[tuple[str, int], dict[str, tuple[Any, Any]]] = {k: {} for k in keys}
     for key, (cal, ev) in lists.items():
@@ -252,12 +283,31 @@ def llm_section(
                     contrast = llm_contrast(sim, part.users, part.items)
                     finite += int(np.isfinite(contrast).sum())
                     total += contrast.size
-                    prob = consume_probability(sim, part.users, part.items)
+                    pair.append(contrast.astype(np.float64))
+                scores[key][diag] = (pair[0], pair[1])
+            # the model's score_scale, chosen on the calibration users (the contrasts are
+            # cached in the scorer: trying a scale costs no model call)
+            scales = row.score_scales or [row.llm_user.score_scale]
+            tried: dict[str, float] = {}
+            cal_probs: dict[float, dict[tuple[str, int], np.ndarray]] = {}
+            for scale in scales:
+                sim.llm_user = row.llm_user.model_copy(update={"score_scale": scale})
+                cal_probs[scale] = {
+                    key: consume_probability(sim, cal.users, cal.items)
+                    for key, (cal, _) in lists.items()
+                }
+                tried[f"{scale:g}"] = float(np.mean([
+                    calibration_objective(cal_probs[scale][key], cal.label, objective)
+                    for key, (cal, _) in lists.items()
+                ]))  # fmt: skip
+            chosen = max(scales, key=lambda v: tried[f"{v:g}"])
+            sim.llm_user = row.llm_user.model_copy(update={"score_scale": chosen})
+            for key, (_, ev) in lists.items():
+                prob_ev = consume_probability(sim, ev.users, ev.items)
+                scores[key][label] = (cal_probs[chosen][key], prob_ev)
+                for prob in (cal_probs[chosen][key], prob_ev):
                     decisions += prob.size
                     llm_decided += int(np.isfinite(prob).sum())
-                    pair.append((contrast.astype(np.float64), prob))
-                scores[key][label] = (pair[0][1], pair[1][1])
-                scores[key][diag] = (pair[0][0], pair[1][0])
             wall = time.perf_counter() - t1
             n_lists = sum(len(c.users) + len(e.users) for c, e in lists.values())
             sent = backend.stats["scored"] - scored0
@@ -270,7 +320,14 @@ def llm_section(
                     if spec
                     else row.llm.model
                 ),
-                "llm_user": row.llm_user.model_dump(mode="json"),
+                "llm_user": sim.llm_user.model_dump(mode="json"),
+                "score_scale": {
+                    "chosen": chosen,
+                    "calibration_objective": tried,
+                    "how": "chosen on the calibration users"
+                    if len(scales) > 1
+                    else "the llm_user's own (not calibrated)",
+                },
                 "engine_start_s": None if start_s is None else round(start_s, 1),
                 "scoring_wall_s": round(wall, 1),
                 "pairs_sent_to_model": int(sent),
@@ -388,6 +445,16 @@ def llm_gain_rows(section: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def _scale_text(info: dict[str, Any] | None) -> str:
+    """The row's score_scale: chosen among the tried ones (calibration objective each)."""
+    if not info:
+        return "–"
+    tried = info["calibration_objective"]
+    if len(tried) == 1:
+        return f"{info['chosen']:g}"
+    return f"{info['chosen']:g} (of " + ", ".join(f"{k}: {v:.3f}" for k, v in tried.items()) + ")"
+
+
 def llm_model_rows(section: dict[str, Any]) -> list[dict[str, str]]:
     """Per model: weights, engine start, throughput, valid-answer share."""
 
@@ -404,6 +471,7 @@ def llm_model_rows(section: dict[str, Any]) -> list[dict[str, str]]:
             "films decided/s": f(m["films_decided_per_s"], ".1f"),
             "user-lists/s": f(m["user_lists_per_s"], ".2f"),
             "valid answers": f(m["valid_share"], ".3f"),
+            "score_scale": _scale_text(m.get("score_scale")),
         }
         for name, m in section["models"].items()
     ]  # fmt: skip

@@ -160,9 +160,46 @@ def test_llm_section_on_a_scripted_backend(fitted):
     assert "## LLM rows" in text and "pairs/s" in text
 
 
+def test_score_scale_is_chosen_on_calibration_users_without_new_model_calls(fitted):
+    data, s, view, model = fitted
+    bins = popularity_bin_of(view.catalog.popularity.astype(np.float64), s.known_items)
+
+    def sim(lists):
+        return model.relevance(fresh_state(model, lists.users), lists.items).astype(np.float64)
+
+    nonllm = {"all-yes": None, "all-no": None, SIMULATOR: sim}
+
+    def run(scales, own_scale=4.0):
+        row = CardLLMRow(label="r", score_scales=scales,
+                         llm_user={"narrate": False, "score_scale": own_scale})  # fmt: skip
+        cfg = CardLLMConfig(rows=[row], users=6, calibration_users=4, negatives=["uniform"],
+                            hybrid=False)  # fmt: skip
+        backend = ScriptedScorer(LLMConfig(cache=False))
+        sec = llm_section(cfg, data, s, view, model.population, nonllm, SIMULATOR, bins,
+                          seed=0, n_boot=100, backends={"r": backend})  # fmt: skip
+        return sec, backend.stats["scored"]
+
+    sec, sent = run([0.0, 1.0, 16.0])
+    info = sec["models"]["r"]["score_scale"]
+    tried = info["calibration_objective"]
+    assert set(tried) == {"0", "1", "16"} and "calibration" in info["how"]
+    assert tried[f"{info['chosen']:g}"] == max(tried.values())
+    assert sec["models"]["r"]["llm_user"]["score_scale"] == info["chosen"]
+    # trying scales asks the model nothing more: the contrasts are cached in the scorer
+    fixed, sent_fixed = run(None, own_scale=info["chosen"])
+    assert sent == sent_fixed
+    assert fixed["models"]["r"]["score_scale"]["how"].startswith("the llm_user's own")
+    # and the chosen scale decides exactly as a row configured with it
+    a, b = sec["results"]["uniform"]["1:1"], fixed["results"]["uniform"]["1:1"]
+    assert a["thresholds"]["r"] == b["thresholds"]["r"]
+    assert a["scorers"]["r"]["accuracy"] == b["scorers"]["r"]["accuracy"]
+    with pytest.raises(ValidationError, match="score_scales"):
+        CardLLMRow(score_scales=[1.0, -2.0])
+
+
 def _card_args(**kw):
     base = {"llm": None, "llm_config": None, "llm_users": None, "llm_calibration_users": None,
-            "llm_ratios": None}  # fmt: skip
+            "llm_ratios": None, "llm_score_scales": None}  # fmt: skip
     return argparse.Namespace(**(base | kw))
 
 
@@ -174,6 +211,9 @@ def test_cli_llm_switch(tmp_path, capsys):
                                       llm_ratios=[1, 3]))  # fmt: skip
     assert [r["llm"]["model"] for r in got["rows"]] == ["embedded", "gemma3-270m"]
     assert got["users"] == 7 and got["ratios"] == [1, 3] and got["calibration_users"] == 24
+    assert got["rows"][0]["score_scales"] is None
+    got = _card_llm_config(_card_args(llm=["gemma3-270m"], llm_score_scales=[0.5, 2.0]))
+    assert got["rows"][0]["score_scales"] == [0.5, 2.0]
     yml = tmp_path / "rows.yaml"
     yml.write_text("rows:\n  - label: served\n    llm: {backend: openai, model: m}\n"
                    "users: 9\nhybrid: false\n")  # fmt: skip
