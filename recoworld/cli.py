@@ -478,24 +478,23 @@ def _card_llm_config(args: argparse.Namespace) -> Any:
     return CardLLMConfig.model_validate(raw).model_dump()
 
 
-def _scales(text: str) -> list[float]:
+def _number_list(text: str, cast: type, lowest: float, what: str, example: str) -> list[Any]:
+    """A comma-separated list of numbers, each >= ``lowest`` (an argparse type)."""
     try:
-        out = [float(x) for x in text.split(",") if x.strip()]
+        out = [cast(x) for x in text.split(",") if x.strip()]
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected scales like 1,2,4,8: {text!r}") from err
-    if not out or min(out) < 0:
-        raise argparse.ArgumentTypeError(f"expected scales >= 0 like 1,2,4,8: {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what} like {example}: {text!r}") from err
+    if not out or min(out) < lowest:
+        raise argparse.ArgumentTypeError(f"expected {what} >= {lowest:g} like {example}: {text!r}")
     return out
+
+
+def _scales(text: str) -> list[float]:
+    return _number_list(text, float, 0.0, "scales", "1,2,4,8")
 
 
 def _ratios(text: str) -> list[int]:
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected ratios like 1,3: {text!r}") from err
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"expected ratios >= 1 like 1,3: {text!r}")
-    return out
+    return _number_list(text, int, 1, "ratios", "1,3")
 
 
 def cmd_fidelity_card(args: argparse.Namespace) -> int:
