@@ -263,17 +263,32 @@ def llm_section(
     llm_names: list[str] = []
     diag_names: dict[str, str] = {}
     hybrid_done = False
-    for row in cfg.rows:
-        label = row.name()
-        llm_names.append(label)
-        diag = f"diagnostic: {row.llm.model} contrast alone (not a simulator)"
-        diag_names[label] = diag
-        own = backends is None or label not in backends
-        t0 = time.perf_counter()
-        backend = make_backend(row.llm) if own else backends[label]  # type: ignore[index]
-        start_s = time.perf_counter() - t0 if own else None
-        try:
+    # rows with the same LLM config share one engine and one scorer (its contrast cache)
+    engines: dict[str, tuple[Any, Any, str]] = {}  # llm config -> (backend, scorer, label)
+    owned: list[Any] = []
+    try:
+        for row in cfg.rows:
+            label = row.name()
+            llm_names.append(label)
+            diag = f"diagnostic: {row.llm.model} contrast alone (not a simulator)"
+            diag_names[label] = diag
+            engine = row.llm.model_dump_json()
+            t0 = time.perf_counter()
+            start_s: float | None = None
+            shared_with = None
+            if backends is not None and label in backends:
+                backend = backends[label]
+            elif engine in engines:
+                backend, _, shared_with = engines[engine]
+            else:
+                backend = make_backend(row.llm)
+                owned.append(backend)
+                start_s = time.perf_counter() - t0
             sim = LLMUserModel(view.catalog, pcfg, population, backend, row.llm_user)
+            if engine in engines and engines[engine][0] is backend:
+                sim.scorer = engines[engine][1]
+            else:
+                engines[engine] = (backend, sim.scorer, label)
             scored0 = backend.stats["scored"]
             t1 = time.perf_counter()
             finite = total = llm_decided = decisions = 0
@@ -337,7 +352,8 @@ def llm_section(
                 "user_lists_per_s": n_lists / wall if wall > 0 else None,
                 "valid_share": finite / total if total else None,
                 "valid_note": "score mode asks for no structured answer: the share of (user, "
-                "film) contrasts that came back as finite log-probs, every one of them deciding",
+                "film) contrasts that came back as finite log-probs, every one deciding",
+                "engine_shared_with": shared_with,
             }
             if cfg.hybrid and not hybrid_done:
                 hyb = HybridUserModel(view.catalog, pcfg, population, backend)
@@ -346,9 +362,9 @@ def llm_section(
                         consume_probability(hyb, part.users, part.items) for part in (cal, ev)
                     )
                 hybrid_done = True
-        finally:
-            if own:
-                backend.close()
+    finally:
+        for backend in owned:
+            backend.close()
     results: dict[str, Any] = {}
     per_user: dict[str, Any] = {}
     nonllm_names = list(nonllm)
@@ -359,7 +375,8 @@ def llm_section(
             thresholds[name], yes = _thresholded(sc, cal, se, ev, name, objective)
             metrics[name] = user_metrics(yes, ev.label)
         extra = [HYBRID] if HYBRID in metrics else []
-        gains = marginal_gains(metrics, llm_names + extra + list(diag_names.values()),
+        diags = list(dict.fromkeys(diag_names.values()))
+        gains = marginal_gains(metrics, llm_names + extra + diags,
                                nonllm_names, reference, n_boot, seed)  # fmt: skip
         results.setdefault(kind, {})[f"1:{m}"] = {
             "positives": int(ev.label[0].sum()),
@@ -464,7 +481,10 @@ def llm_model_rows(section: dict[str, Any]) -> list[dict[str, str]]:
     return [
         {
             "row": name, "weights": m["weights"], "backend": m["backend"],
-            "engine start (s)": f(m["engine_start_s"], ".0f"),
+            "engine start (s)": (
+                f"shared with {m['engine_shared_with']}" if m.get("engine_shared_with")
+                else f(m["engine_start_s"], ".0f")
+            ),
             "scoring wall (s)": f(m["scoring_wall_s"], ".0f"),
             "(user, film) pairs to the model": str(m["pairs_sent_to_model"]),
             "pairs/s": f(m["pairs_per_s"], ".1f"),

@@ -197,6 +197,33 @@ def test_score_scale_is_chosen_on_calibration_users_without_new_model_calls(fitt
         CardLLMRow(score_scales=[1.0, -2.0])
 
 
+def test_a_blend_row_at_scale_zero_is_the_fitted_user(fitted):
+    """parametric_weight 1 keeps the fitted interest and latent terms; with score_scale 0
+    the LLM adds nothing, so the row must decide exactly as the fitted user."""
+    data, s, view, model = fitted
+    bins = popularity_bin_of(view.catalog.popularity.astype(np.float64), s.known_items)
+
+    def sim(lists):
+        return model.relevance(fresh_state(model, lists.users), lists.items).astype(np.float64)
+
+    alone = CardLLMRow(label="alone", llm_user={"narrate": False})
+    row = CardLLMRow(label="blend", score_scales=[0.0],
+                     llm_user={"narrate": False, "parametric_weight": 1.0})  # fmt: skip
+    cfg = CardLLMConfig(rows=[alone, row], users=6, calibration_users=4, negatives=["uniform"])
+    backend = ScriptedScorer(LLMConfig(cache=False))
+    sec = llm_section(cfg, data, s, view, model.population,
+                      {"all-yes": None, "all-no": None, SIMULATOR: sim}, SIMULATOR, bins,
+                      seed=0, n_boot=100, backends={"alone": backend})  # fmt: skip
+    got = sec["results"]["uniform"]["1:1"]
+    assert got["scorers"]["blend"]["accuracy"] == got["scorers"][SIMULATOR]["accuracy"]
+    assert got["thresholds"]["blend"] == pytest.approx(got["thresholds"][SIMULATOR], rel=1e-5)
+    # the second row (same LLM config) shared the first row's engine and its scores
+    assert sec["models"]["blend"]["engine_shared_with"] == "alone"
+    assert sec["models"]["blend"]["pairs_sent_to_model"] == 0
+    assert sec["models"]["alone"]["pairs_sent_to_model"] == backend.stats["scored"] > 0
+    assert "shared with alone" in "\n".join(llm_markdown({"llm": sec | {"_per_user": 0}}))
+
+
 def _card_args(**kw):
     base = {"llm": None, "llm_config": None, "llm_users": None, "llm_calibration_users": None,
             "llm_ratios": None, "llm_score_scales": None}  # fmt: skip
