@@ -26,6 +26,26 @@ Each connector piece is timed too (``connector_pieces_ms_per_vector_step`` in ``
 
 Each measurement is repeated (interleaved) and the fastest run kept: on a shared 2-core
 machine a run is slowed by whatever else is running, never sped up.
+
+``--ppo-iteration`` times whole PPO iterations instead (issue 20: "a PPO iteration of
+2,048 steps on the vector env: its time and the share spent in the env"): PPO built as
+``recoworld train`` builds it (``build_algorithm_config(world, TrainConfig(...))``, the
+default slate module, ``num_env_runners=0``: sampling in the driver, one local learner),
+``train_batch_size`` env steps per iteration (2,048 by default) from ``--num-envs`` users
+(64 by default, ``TrainConfig``'s), one untimed warm-up ``algo.train()`` then
+``--iterations`` timed ones. Each iteration's wall time is split, by wrapping the instances'
+methods, into: the env (RecoWorld's vector ``step``), the module's exploration forward, the
+rest of sampling (``EnvRunner.sample`` and ``get_metrics`` minus those two: connectors, the
+runner's per-user episode bookkeeping, ``DictInfoToList``), the learner connector (GAE:
+the value forward over the batch), the rest of the learner update (``num_epochs`` x
+minibatches of forward, loss, backward and step), and the remainder of ``algo.train()``
+(weight sync, metrics, results):
+
+    python benchmarks/rllib_sampling.py --ppo-iteration [--iterations 3] [--num-envs 64]
+        [--train-batch 2048] [--text-info all|instructions|none] [--json] [--config world.yaml]
+
+The world is the default one (or ``--config``) as ``recoworld train`` gets it: text in
+``info`` on (``text_info: all``) unless ``--text-info`` says otherwise.
 """
 
 from __future__ import annotations
@@ -155,6 +175,80 @@ def measure_rllib(world: Any, n: int, seconds: float) -> dict:
                 {k: 1e3 * v / max(vsteps, 1) for k, v in piece_acc.items()}}  # fmt: skip
 
 
+PPO_PARTS = ("env_step", "module", "sampling_rest", "learner_connector", "learner_rest",
+             "other")  # fmt: skip
+
+
+def measure_ppo_iteration(
+    world: Any, num_envs: int, train_batch: int, iterations: int, seed: int = 0
+) -> dict:
+    """Seconds per PPO iteration (``algo.train()``) and their split (see module docstring):
+    one untimed warm-up iteration, then ``iterations`` timed ones."""
+    from recoworld.rl.ppo.config import PPOSettings
+    from recoworld.rl.runtime import ensure_ray
+
+    cfg = TrainConfig(num_envs=num_envs, num_env_runners=0, seed=seed,
+                      ppo=PPOSettings(train_batch_size=train_batch))  # fmt: skip
+    ensure_ray(cfg.num_cpus)
+    algo = build_algorithm_config(world, cfg).build_algo()
+    acc: dict[str, float] = defaultdict(float)
+    runner = algo.env_runner_group.local_env_runner
+    learner = algo.learner_group._learner  # num_learners=0: the local learner
+    runner.env.env.step = _Timed(runner.env.env.step, "env_step", acc)
+    runner.module.forward_exploration = _Timed(runner.module.forward_exploration, "module", acc)
+    runner.sample = _Timed(runner.sample, "sampling", acc)
+    runner.get_metrics = _Timed(runner.get_metrics, "sampling", acc)
+    algo.learner_group.update = _Timed(algo.learner_group.update, "learner", acc)
+    learner._learner_connector = _Timed(learner._learner_connector, "learner_connector", acc)
+    rows = []
+    lifetime = 0
+    for i in range(iterations + 1):  # the first is the warm-up
+        acc.clear()
+        start = time.perf_counter()
+        result = algo.train()
+        wall = time.perf_counter() - start
+        total = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+        steps, lifetime = total - lifetime, total
+        if i == 0:
+            continue
+        parts = {
+            "env_step": acc["env_step"],
+            "module": acc["module"],
+            "sampling_rest": acc["sampling"] - acc["env_step"] - acc["module"],
+            "learner_connector": acc["learner_connector"],
+            "learner_rest": acc["learner"] - acc["learner_connector"],
+        }
+        parts["other"] = wall - sum(parts.values())
+        rows.append({"iteration": i, "seconds": wall, "env_steps": steps, "parts_s": parts})
+    algo.stop()
+    mean = {p: float(np.mean([r["parts_s"][p] for r in rows])) for p in PPO_PARTS}
+    wall = float(np.mean([r["seconds"] for r in rows]))
+    return {"num_envs": num_envs, "train_batch_size": train_batch, "iterations": rows,
+            "mean_seconds": wall, "mean_parts_s": mean,
+            "share": {p: v / wall for p, v in mean.items()},
+            "env_steps_per_s": float(np.mean([r["env_steps"] / r["seconds"]
+                                              for r in rows]))}  # fmt: skip
+
+
+def print_ppo_table(r: dict) -> None:
+    print(f"PPO iteration: {r['train_batch_size']:,} env steps from {r['num_envs']} users, "
+          f"num_env_runners=0, one local learner, one torch thread")  # fmt: skip
+    head = f"{'iteration':>9} {'seconds':>8} {'env steps':>9} " + " ".join(
+        f"{p:>17}" for p in PPO_PARTS
+    )
+    print(head)
+    print("-" * len(head))
+    for row in r["iterations"]:
+        cells = " ".join(f"{row['parts_s'][p]:>17.3f}" for p in PPO_PARTS)
+        print(f"{row['iteration']:>9} {row['seconds']:>8.3f} {row['env_steps']:>9} {cells}")
+    cells = " ".join(f"{r['mean_parts_s'][p]:>17.3f}" for p in PPO_PARTS)
+    print(f"{'mean':>9} {r['mean_seconds']:>8.3f} {'':>9} {cells}")
+    cells = " ".join(f"{100 * r['share'][p]:>16.1f}%" for p in PPO_PARTS)
+    print(f"{'share':>9} {'':>8} {'':>9} {cells}")
+    print(f"env steps/s over whole iterations: {r['env_steps_per_s']:,.0f}; the env's share: "
+          f"{100 * r['share']['env_step']:.1f}%")  # fmt: skip
+
+
 def run(num_envs: list[int], seconds: float, config: str | None, repeats: int = 1) -> list[dict]:
     torch.set_num_threads(1)
     world = resolve_world_config(config, {"episode": {"text_info": "none"}})
@@ -215,7 +309,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="runs per measurement; the fastest")
     p.add_argument("--config", help="world YAML (default world, text off)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--ppo-iteration", action="store_true",
+                   help="time PPO iterations instead (module docstring)")  # fmt: skip
+    p.add_argument("--iterations", type=int, default=3, help="--ppo-iteration: timed ones")
+    p.add_argument("--train-batch", type=int, default=2048, help="--ppo-iteration: env steps")
+    p.add_argument("--text-info", choices=("all", "instructions", "none"),
+                   help="--ppo-iteration: the world's text_info (default: the world's own, "
+                   "'all' in the default world; the sampling rows always use 'none')")  # fmt: skip
     args = p.parse_args(argv)
+    if args.ppo_iteration:
+        torch.set_num_threads(1)
+        text = {"episode": {"text_info": args.text_info}} if args.text_info else None
+        world = resolve_world_config(args.config, text)  # as `recoworld train` gets it
+        default = TrainConfig.model_fields["num_envs"].default  # recoworld train's users
+        n = args.num_envs[0] if args.num_envs != p.get_default("num_envs") else default
+        result = measure_ppo_iteration(world, n, args.train_batch, args.iterations)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print_ppo_table(result)
+        return 0
     rows = run(args.num_envs, args.seconds, args.config, args.repeats)
     if args.json:
         print(json.dumps(rows, indent=2))

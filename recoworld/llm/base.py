@@ -113,11 +113,14 @@ class LLMBackend(ABC):
         requests: list[ChatRequest],
         schema: type[BaseModel],
         on_invalid: Literal["raise", "record"] | None = None,
+        max_repairs: int | None = None,
     ) -> list[Completion]:
         """Validated completions for ``requests`` (same order); see the module docstring.
-        ``on_invalid`` overrides the config for this call (callers with a defined fallback
-        pass "record" and count the failures)."""
+        ``on_invalid`` and ``max_repairs`` override the config for this call (callers with a
+        defined fallback pass "record" and count the failures; those whose fallback is as
+        good as a repaired answer can skip the repair rounds, each a serial engine call)."""
         on_invalid = on_invalid or self.config.on_invalid
+        repairs = self.config.max_repairs if max_repairs is None else max_repairs
         if not requests:
             return []
         json_schema = schema_of(schema)
@@ -144,7 +147,7 @@ class LLMBackend(ABC):
         tokens: dict[int, list[int]] = {i: [0, 0] for i in pending}
         started = time.perf_counter()
         to_store: list[tuple[str, RawCompletion]] = []
-        for attempt in range(self.config.max_repairs + 1):
+        for attempt in range(repairs + 1):
             if not pending:
                 break
             raws = self._complete([current[i] for i in pending], json_schema)

@@ -14,9 +14,17 @@ something the user does not want. docs/platform.md measured that the embedded 13
 verbalise a state (0-1 % correct): with it, expect the template to stand almost always; a
 capable model (an HF directory or an OpenAI-compatible server, via ``LLMConfig``) produces
 real language through the same path.
+
+A paraphrase costs one batched engine call per step, as long as its longest answer: each
+request gets ``PARAPHRASE_MAX_TOKENS`` (a 200-character sentence in JSON needs ~60 tokens;
+the embedded model sometimes runs on with emoji or digit runs to the whole budget, and
+the batch waits for it), and an invalid answer is not re-asked (``max_repairs=0``): the
+template is the fallback either way, and a repair round is a second serial engine call.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -29,6 +37,11 @@ from recoworld.simulators.instructions.lexical import InstructionParser
 from recoworld.simulators.parametric.config import ParametricUserConfig
 from recoworld.simulators.parametric.model import ParametricUserModel
 from recoworld.simulators.parametric.state import FittedPopulation, UserState
+
+PARAPHRASE_MAX_TOKENS = 96
+"""Completion budget of a paraphrase: ``Paraphrase.text`` is at most 200 characters, ~60
+tokens of English in its JSON (2+ characters a token leaves room); the answers that ran
+past it in docs/results/benchmarks.md were degenerate (emoji, digit runs)."""
 
 PROMPT_ECHOES = ("json", "name each", "you want more of", "you want less of", "in your own words",
                  "reply as", "the app:", "data>")  # fmt: skip
@@ -89,19 +102,20 @@ class HybridUserModel(ParametricUserModel):
         requests = []
         for j, b in enumerate(who):
             vec = vectors[j]
-            requests.append(
-                chat_request(
-                    "instruction_paraphrase",
-                    request_id=f"hybrid/row-{b}/session-{state.session_index[b]}"
-                    f"/step-{state.session_step[b]}",
-                    persona=people[j].describe(),
-                    sentence=resp.instruction[b],
-                    more=[names[t] for t in np.flatnonzero(vec[:-1] > 0)],
-                    less=[names[t] for t in np.flatnonzero(vec[:-1] < 0)],
-                    novelty=bool(vec[-1]),
-                )
+            request = chat_request(
+                "instruction_paraphrase",
+                request_id=f"hybrid/row-{b}/session-{state.session_index[b]}"
+                f"/step-{state.session_step[b]}",
+                persona=people[j].describe(),
+                sentence=resp.instruction[b],
+                more=[names[t] for t in np.flatnonzero(vec[:-1] > 0)],
+                less=[names[t] for t in np.flatnonzero(vec[:-1] < 0)],
+                novelty=bool(vec[-1]),
             )
-        completions = self.backend.generate(requests, Paraphrase, on_invalid="record")
+            requests.append(dataclasses.replace(request, max_tokens=PARAPHRASE_MAX_TOKENS))
+        completions = self.backend.generate(
+            requests, Paraphrase, on_invalid="record", max_repairs=0
+        )
         outcome = np.empty(len(who), dtype=object)
         for j, (b, c) in enumerate(zip(who, completions, strict=True)):
             if not c.ok:

@@ -173,3 +173,41 @@ def test_inactive_users_are_left_untouched(small_catalog):
     assert not r.click[~active].any() and not r.leave[~active].any()
     assert all(r.reasoning[b] is None for b in np.flatnonzero(~active))
     assert all(r.reasoning[b] for b in np.flatnonzero(active))
+
+
+def test_paraphrases_are_bounded_and_never_re_asked():
+    """Each paraphrase request carries the hybrid's own completion budget, and an invalid
+    answer falls back to the template at once, whatever ``llm.max_repairs`` says (a repair
+    round would be a second serial engine call in the step)."""
+    from recoworld.simulators.hybrid import PARAPHRASE_MAX_TOKENS
+
+    backend = Echo("broken")
+    backend.config = LLMConfig(cache=False, max_repairs=2)
+    env = RecoWorldVectorEnv(num_envs=16, config=_config("hybrid"), llm_backend=backend)
+    trace = _run(env, steps=10)
+    stats = env.world.simulator.stats
+    assert stats["instructions"] > 5
+    assert len(backend.requests) == stats["instructions"] == stats["fallback_invalid"]
+    assert {r.max_tokens for r in backend.requests} == {PARAPHRASE_MAX_TOKENS}
+    assert all(len(r.messages) == 2 for r in backend.requests)  # no repair prompt
+    assert backend.sampling(backend.requests[0])["max_tokens"] == PARAPHRASE_MAX_TOKENS
+    for *_, info in trace:
+        for b in np.flatnonzero(info["instructed"] & info["_click"]):
+            assert info["instruction_source"][b] == "fallback_invalid"
+
+
+def test_generate_max_repairs_overrides_the_config():
+    class NotJSON(Echo):
+        def _complete(self, requests: list[ChatRequest], schema: dict[str, Any] | None):
+            self.requests += requests
+            return [RawCompletion("I am not JSON", 50, 4, 0.0, "stop") for _ in requests]
+
+    from recoworld.simulators.hybrid import Paraphrase
+
+    backend = NotJSON()
+    backend.config = LLMConfig(cache=False, max_repairs=2, on_invalid="record")
+    request = ChatRequest.of("system", "more cooking please", request_id="r")
+    done = backend.generate([request], Paraphrase)
+    assert done[0].parsed is None and done[0].attempts == 3 and len(backend.requests) == 3
+    done = backend.generate([request], Paraphrase, max_repairs=0)
+    assert done[0].parsed is None and done[0].attempts == 1 and len(backend.requests) == 4
