@@ -58,3 +58,27 @@ def test_task_suite_benchmark_quick_profile(tmp_path: Path) -> None:
         learners = {n for n, p in task["policies"].items() if p["kind"] == "learner"}
         assert learners == set(load_task(key).algorithms), key
     print(f"quick profile: {time.time() - start:.0f} s")
+
+
+@pytest.mark.slow
+def test_ppo_iteration_timing_runs_and_its_parts_add_up(tmp_path: Path) -> None:
+    """`benchmarks/rllib_sampling.py --ppo-iteration` at a tiny size: it reaches into
+    RLlib's runner and learner to time their parts, so an RLlib upgrade that moves them
+    must fail here, not in a benchmark run."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/rllib_sampling.py"), "--ppo-iteration",
+         "--iterations", "1", "--train-batch", "256", "--num-envs", "8",
+         "--text-info", "none", "--json"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    (row,) = result["iterations"]
+    assert row["env_steps"] >= 256 and result["num_envs"] == 8
+    parts = row["parts_s"]
+    assert all(parts[p] > 0 for p in ("env_step", "module", "learner_rest"))
+    assert sum(parts.values()) == pytest.approx(row["seconds"])  # "other" is the remainder
+    assert sum(result["share"].values()) == pytest.approx(1.0)
