@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from recoworld.catalog.factorization import LatentMethod
 from recoworld.core.config import StrictModel
 
 
@@ -45,7 +46,7 @@ class MovieLensCatalogConfig(StrictModel):
         "(directors become creators).",
     )
     latent_dim: int = Field(16, ge=1, le=128, description="Rank of the latent factors.")
-    latent: Literal["rating_svd", "implicit_als"] = Field(
+    latent: LatentMethod = Field(
         "rating_svd",
         description="How the films' and users' latent factors are fitted: 'rating_svd' (SVD "
         "of the user-centred ratings: taste among rated films; MovieLens-v0's) or "

@@ -16,13 +16,13 @@ by the inverse factor, so every user . item product is unchanged.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
 
 LatentMethod = Literal["rating_svd", "implicit_als"]
-LATENT_METHODS: tuple[str, ...] = ("rating_svd", "implicit_als")
+LATENT_METHODS: tuple[str, ...] = get_args(LatentMethod)
 # implicit_als settings of the catalog's factors (the MF recommender's defaults)
 ALS_REGULARIZATION, ALS_ALPHA, ALS_ITERATIONS, ALS_INIT_SCALE = 20.0, 20.0, 15, 0.01
 

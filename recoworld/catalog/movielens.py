@@ -30,7 +30,7 @@ import pandas as pd
 
 from recoworld.catalog.catalog import Catalog
 from recoworld.catalog.config import MovieLensCatalogConfig
-from recoworld.catalog.factorization import latent_factors
+from recoworld.catalog.factorization import LatentMethod, latent_factors
 from recoworld.core.paths import package_dir, package_file
 
 RECBOLE_SPEC = "recbole==1.2.1"
@@ -58,7 +58,7 @@ class MovieLensData:
     user_occupation: list[str]
     user_latent: np.ndarray  # [U, D] from the same factorisation as catalog.latent
     like_threshold: float
-    latent_method: str = "rating_svd"  # how the factors were fitted (catalog.factorization)
+    latent_method: LatentMethod = "rating_svd"  # how the factors were fitted (factorization)
 
     @property
     def n_users(self) -> int:

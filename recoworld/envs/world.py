@@ -182,6 +182,11 @@ class World:
             return None  # a hooked simulator: the numpy path calls the hook
         return self._batch if self._batch.ready() else None
 
+    def _new_episodes(self, rows: np.ndarray) -> None:
+        """Number the episodes that start in ``rows`` (one id per life, in row order)."""
+        self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
+        self._next_episode += len(rows)
+
     def close(self) -> None:
         """Release the LLM backend if this world started it."""
         if self._owned_backend is not None:
@@ -219,13 +224,11 @@ class World:
         rows = np.asarray(rows, dtype=np.int64)
         batch = self._batch_step()
         if batch is not None and batch.reset_rows(np.ascontiguousarray(rows), obs, inject):
-            self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
-            self._next_episode += len(rows)
+            self._new_episodes(rows)
             return self._reset_info(rows)
         self.simulator.replace_users(self.state, rows, self.rng_users)
         self.platform.assign(rows, self._fresh_platform(len(rows)))
-        self.episode_id[rows] = np.arange(self._next_episode, self._next_episode + len(rows))
-        self._next_episode += len(rows)
+        self._new_episodes(rows)
         self.cands[rows] = self._sample_candidates(rows, inject)
         sub = self._observe(rows)
         for key, value in sub.items():

@@ -36,6 +36,7 @@ from recoworld.evaluation.fidelity_protocol import (
     CardSplit,
     Lists,
     calibrate_threshold,
+    calibrated,
     discrimination_lists,
     paired,
     summarize,
@@ -163,15 +164,6 @@ def llm_contrast(model: Any, population_rows: np.ndarray, items: np.ndarray) -> 
     state = fresh_state(model, population_rows)
     people = model.personas(state, np.arange(len(population_rows)))
     return model.scorer.score([p.likes for p in people], [p.dislikes for p in people], items)
-
-
-def calibration_objective(scores: np.ndarray, label: np.ndarray, objective: str) -> float:
-    """The card's ``objective`` (accuracy, F1 or their mean, averaged over users) that
-    ``scores`` reach on these lists at their own calibrated threshold."""
-    t = calibrate_threshold(scores, label, objective)  # type: ignore[arg-type]
-    m = user_metrics(scores >= t, label)
-    acc, f1 = float(m["accuracy"].mean()), float(m["f1"].mean())
-    return {"accuracy": acc, "f1": f1, "mean": 0.5 * (acc + f1)}[objective]
 
 
 def _thresholded(
@@ -312,7 +304,7 @@ def llm_section(
                     for key, (cal, _) in lists.items()
                 }
                 tried[f"{scale:g}"] = float(np.mean([
-                    calibration_objective(cal_probs[scale][key], cal.label, objective)
+                    calibrated(cal_probs[scale][key], cal.label, objective)[1]  # type: ignore[arg-type]
                     for key, (cal, _) in lists.items()
                 ]))  # fmt: skip
             chosen = max(scales, key=lambda v: tried[f"{v:g}"])

@@ -305,6 +305,13 @@ def calibrate_threshold(
     """The threshold t (yes iff score >= t) maximising ``objective`` (mean over the users
     of the rows of ``scores`` [U, L]) on these lists; candidates: the distinct scores (or
     ``max_candidates`` quantiles of them) and +inf (all no). Ties: the lowest best t."""
+    return calibrated(scores, label, objective, max_candidates)[0]
+
+
+def calibrated(
+    scores: np.ndarray, label: np.ndarray, objective: Objective = "mean", max_candidates: int = 512
+) -> tuple[float, float]:
+    """(``calibrate_threshold``'s t, the ``objective`` these lists reach at t)."""
     s = np.asarray(scores, dtype=np.float64)
     label = np.asarray(label, dtype=bool)
     cand = np.unique(s)
@@ -324,7 +331,7 @@ def calibrate_threshold(
         k = int(np.argmax(val))
         if val[k] > best + 1e-12:
             best, best_t = float(val[k]), float(ts[k])
-    return best_t
+    return best_t, best
 
 
 # --------------------------------------------------------------------------- summaries

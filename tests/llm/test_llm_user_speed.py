@@ -33,12 +33,17 @@ def tastes(state, catalog) -> list[tuple]:
     return [(p.likes, p.dislikes) for p in personas(state, np.arange(len(state)), catalog)]
 
 
-def test_second_step_over_same_pairs_makes_no_scoring_calls(small_catalog):
+def scoring_world(catalog, users: int, slate_len: int, seed: int, **user_config):
+    """A counting backend, an LLM user in score mode, ``users`` users and their slates."""
     backend = CountingBackend(narration)
-    sim = model(small_catalog, backend, mode="score")
-    rng = np.random.default_rng(0)
-    state = sim.sample_users(16, rng)
-    items = slate(state, small_catalog, 4, rng)
+    sim = model(catalog, backend, mode="score", **user_config)
+    rng = np.random.default_rng(seed)
+    state = sim.sample_users(users, rng)
+    return backend, sim, rng, state, slate(state, catalog, slate_len, rng)
+
+
+def test_second_step_over_same_pairs_makes_no_scoring_calls(small_catalog):
+    backend, sim, rng, state, items = scoring_world(small_catalog, 16, 4, 0)
     valid = np.ones_like(items, bool)
     first = sim.respond(state, items, valid, rng)
     assert backend.score_calls == 1  # one batch for all users of the step
@@ -61,11 +66,7 @@ def test_second_step_over_same_pairs_makes_no_scoring_calls(small_catalog):
 
 
 def test_users_who_left_send_nothing(small_catalog):
-    backend = CountingBackend(narration)
-    sim = model(small_catalog, backend, mode="score")
-    rng = np.random.default_rng(1)
-    state = sim.sample_users(8, rng)
-    items = slate(state, small_catalog, 3, rng)
+    backend, sim, rng, state, items = scoring_world(small_catalog, 8, 3, 1)
     active = np.arange(8) % 2 == 0
     resp = sim.respond(state, items, np.ones_like(items, bool), rng, active=active)
     titles = {small_catalog.titles[i] for i in items[active].ravel()}
@@ -79,11 +80,7 @@ def test_users_who_left_send_nothing(small_catalog):
 
 
 def test_narrate_false_sends_no_generation(small_catalog):
-    backend = CountingBackend(narration)
-    sim = model(small_catalog, backend, mode="score", narrate=False)
-    rng = np.random.default_rng(2)
-    state = sim.sample_users(4, rng)
-    items = slate(state, small_catalog, 3, rng)
+    backend, sim, rng, state, items = scoring_world(small_catalog, 4, 3, 2, narrate=False)
     resp = sim.respond(state, items, np.ones_like(items, bool), rng, text="all")
     assert backend.requests == [] and backend.score_calls == 1
     assert all(r for r in resp.reasoning)  # the grounded template text stands
